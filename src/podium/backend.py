@@ -32,6 +32,7 @@ class CallContext:
         request_id: Unique id of this request, also reported to callers.
         deadline: ``time.monotonic()`` value after which no upstream attempt may run (None: no deadline).
         user_id: The end user, when known.
+        provider: Name of the one provider the caller asked for (None: let routing choose).
         metadata: Free-form labels (task type, API key id, ...).
     """
 
@@ -39,6 +40,7 @@ class CallContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     deadline: float | None = None
     user_id: str | None = None
+    provider: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def remaining(self) -> float | None:

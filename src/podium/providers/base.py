@@ -234,9 +234,9 @@ class WireFormat(ABC):
     ``MalformedResponse``.
     """
 
-    framing: ClassVar[Literal["sse", "ndjson"]] = "sse"
-    has_embeddings: ClassVar[bool] = False
-    has_completions: ClassVar[bool] = False
+    framing: Literal["sse", "ndjson"] = "sse"
+    has_embeddings: bool = False
+    has_completions: bool = False
 
     @abstractmethod
     def auth_headers(self, api_key: str | None) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Provider health: request statistics now; probes and circuit breakers build on them."""

@@ -1,0 +1,1 @@
+"""Routing: which providers serve a request, in what order, and failover between them."""
