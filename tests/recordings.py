@@ -21,7 +21,10 @@ def recordings_dir() -> Path | None:
     """The recordings folder, or None when it cannot be found."""
     env = os.environ.get("PODIUM_RECORDINGS")
     candidates = [Path(env)] if env else []
-    candidates += [_ROOT.parent / "shared" / "fixtures" / "recordings", _ROOT / ".." / ".." / "shared" / "fixtures" / "recordings"]
+    candidates += [
+        _ROOT.parent / "shared" / "fixtures" / "recordings",
+        _ROOT / ".." / ".." / "shared" / "fixtures" / "recordings",
+    ]
     for c in candidates:
         if (c / "INDEX.md").is_file():
             return c.resolve()
@@ -47,7 +50,11 @@ def params(provider: str, prefix: str = "") -> list[Any]:
     """pytest parameters (one per recording file, id = file name) for ``@pytest.mark.parametrize``."""
     files = recording_files(provider, prefix)
     if not files:
-        return [pytest.param(None, marks=pytest.mark.skip(reason="recordings folder not found; set PODIUM_RECORDINGS"))]
+        return [
+            pytest.param(
+                None, marks=pytest.mark.skip(reason="recordings folder not found; set PODIUM_RECORDINGS")
+            )
+        ]
     return [pytest.param(p, id=p.stem) for p in files]
 
 

@@ -43,15 +43,33 @@ async def orch() -> AsyncIterator[Orchestrator]:
         yield o
 
 
-async def two_providers(orch: Orchestrator, oa: SimulatedOpenAI, an: SimulatedAnthropic, **oa_extra: object) -> None:
-    await orch.create_provider(type="openai", name="gpt", tenant="my-app", api_key=KEY, base_url=oa.base_url,
-                               default_model="gpt-4o-mini", priority=1, **oa_extra)
-    await orch.create_provider(type="anthropic", name="claude", tenant="my-app", api_key="ant-key-1234567890abcd",
-                               base_url=an.base_url, default_model="claude-3-5-haiku-latest", priority=2)
+async def two_providers(
+    orch: Orchestrator, oa: SimulatedOpenAI, an: SimulatedAnthropic, **oa_extra: object
+) -> None:
+    await orch.create_provider(
+        type="openai",
+        name="gpt",
+        tenant="my-app",
+        api_key=KEY,
+        base_url=oa.base_url,
+        default_model="gpt-4o-mini",
+        priority=1,
+        **oa_extra,
+    )
+    await orch.create_provider(
+        type="anthropic",
+        name="claude",
+        tenant="my-app",
+        api_key="ant-key-1234567890abcd",
+        base_url=an.base_url,
+        default_model="claude-3-5-haiku-latest",
+        priority=2,
+    )
 
 
-async def test_issue_example_chat_and_stream(orch: Orchestrator, openai_up: SimulatedOpenAI,
-                                             anthropic_up: SimulatedAnthropic) -> None:
+async def test_issue_example_chat_and_stream(
+    orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic
+) -> None:
     await two_providers(orch, openai_up, anthropic_up)
     r = await orch.chat([{"role": "user", "content": "Hello"}], tenant="my-app", max_tokens=100)
     assert r.content == "[oa] you said: Hello"
@@ -67,8 +85,9 @@ async def test_issue_example_chat_and_stream(orch: Orchestrator, openai_up: Simu
     assert openai_up.requests[-1].body["stream_options"] == {"include_usage": True}
 
 
-async def test_anthropic_stream_and_explicit_provider(orch: Orchestrator, openai_up: SimulatedOpenAI,
-                                                      anthropic_up: SimulatedAnthropic) -> None:
+async def test_anthropic_stream_and_explicit_provider(
+    orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic
+) -> None:
     await two_providers(orch, openai_up, anthropic_up)
     chunks = [c async for c in orch.stream("one two three", tenant="my-app", provider="claude")]
     assert "".join(c.delta for c in chunks) == "[an] you said: one two three"
@@ -77,8 +96,9 @@ async def test_anthropic_stream_and_explicit_provider(orch: Orchestrator, openai
 
 
 @pytest.mark.parametrize("fault", ["503", "timeout", "refused"])
-async def test_failover_when_first_upstream_fails(orch: Orchestrator, openai_up: SimulatedOpenAI,
-                                                  anthropic_up: SimulatedAnthropic, fault: str) -> None:
+async def test_failover_when_first_upstream_fails(
+    orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic, fault: str
+) -> None:
     base_url = openai_up.base_url
     if fault == "503":
         openai_up.fail(503)
@@ -88,14 +108,31 @@ async def test_failover_when_first_upstream_fails(orch: Orchestrator, openai_up:
         with socket.socket() as s:  # a port nothing listens on
             s.bind(("127.0.0.1", 0))
             base_url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
-    await orch.create_provider(type="openai", name="gpt", tenant="my-app", api_key=KEY, base_url=base_url,
-                               default_model="gpt-4o-mini", priority=1, timeout=0.3)
-    await orch.create_provider(type="anthropic", name="claude", tenant="my-app", api_key="k" * 20,
-                               base_url=anthropic_up.base_url, default_model="claude-3-5-haiku-latest", priority=2)
+    await orch.create_provider(
+        type="openai",
+        name="gpt",
+        tenant="my-app",
+        api_key=KEY,
+        base_url=base_url,
+        default_model="gpt-4o-mini",
+        priority=1,
+        timeout=0.3,
+    )
+    await orch.create_provider(
+        type="anthropic",
+        name="claude",
+        tenant="my-app",
+        api_key="k" * 20,
+        base_url=anthropic_up.base_url,
+        default_model="claude-3-5-haiku-latest",
+        priority=2,
+    )
     r = await orch.chat("Hello", tenant="my-app")
     assert r.provider == "claude"
     assert r.content == "[an] you said: Hello"
-    expected = {"503": "ProviderUnavailable", "timeout": "ProviderTimeout", "refused": "ProviderUnavailable"}[fault]
+    expected = {"503": "ProviderUnavailable", "timeout": "ProviderTimeout", "refused": "ProviderUnavailable"}[
+        fault
+    ]
     assert r.metadata["failed_attempts"][0]["error"] == expected
     stats = orch.get_statistics("my-app")
     assert stats.providers["my-app/gpt"].requests == 1
@@ -106,11 +143,14 @@ async def test_failover_when_first_upstream_fails(orch: Orchestrator, openai_up:
     assert stats.total_requests == 1 and stats.total_errors == 0
 
 
-async def test_all_failed_is_typed_with_attempts(orch: Orchestrator, openai_up: SimulatedOpenAI,
-                                                 anthropic_up: SimulatedAnthropic) -> None:
+async def test_all_failed_is_typed_with_attempts(
+    orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic
+) -> None:
     await two_providers(orch, openai_up, anthropic_up)
     openai_up.fail(500)
-    anthropic_up.fail(529, body={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    anthropic_up.fail(
+        529, body={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
     with pytest.raises(AllProvidersFailed) as info:
         await orch.chat("Hello", tenant="my-app")
     errors = [type(a.error) for a in info.value.attempts]
@@ -120,8 +160,9 @@ async def test_all_failed_is_typed_with_attempts(orch: Orchestrator, openai_up: 
 
 async def test_retry_round_recovers_a_single_provider(openai_up: SimulatedOpenAI) -> None:
     async with Orchestrator(retry=RetryPolicy(max_retries=2, backoff_base=0.01)) as orch:
-        await orch.create_provider(type="openai", name="gpt", api_key=KEY, base_url=openai_up.base_url,
-                                   default_model="gpt-4o-mini")
+        await orch.create_provider(
+            type="openai", name="gpt", api_key=KEY, base_url=openai_up.base_url, default_model="gpt-4o-mini"
+        )
         openai_up.fail(503, times=2)
         r = await orch.chat("Hi")
         assert r.content == "[oa] you said: Hi"
@@ -130,10 +171,15 @@ async def test_retry_round_recovers_a_single_provider(openai_up: SimulatedOpenAI
 
 async def test_rate_limited_with_retry_after_is_retried_after_waiting(openai_up: SimulatedOpenAI) -> None:
     async with Orchestrator(retry=RetryPolicy(max_retries=1, backoff_base=0.0)) as orch:
-        await orch.create_provider(type="openai", name="gpt", api_key=KEY, base_url=openai_up.base_url,
-                                   default_model="gpt-4o-mini")
-        openai_up.fail(429, headers={"retry-after": "0.2"}, times=1,
-                       body={"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit"}})
+        await orch.create_provider(
+            type="openai", name="gpt", api_key=KEY, base_url=openai_up.base_url, default_model="gpt-4o-mini"
+        )
+        openai_up.fail(
+            429,
+            headers={"retry-after": "0.2"},
+            times=1,
+            body={"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit"}},
+        )
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         r = await orch.chat("Hi")
@@ -144,16 +190,23 @@ async def test_rate_limited_with_retry_after_is_retried_after_waiting(openai_up:
 async def test_load_balancing_equal_priority(orch: Orchestrator) -> None:
     async with SimulatedOpenAI("one") as a, SimulatedOpenAI("two") as b:
         for name, up in (("p1", a), ("p2", b)):
-            await orch.create_provider(type="openai", name=name, api_key=KEY, base_url=up.base_url,
-                                       default_model="m")
+            await orch.create_provider(
+                type="openai", name=name, api_key=KEY, base_url=up.base_url, default_model="m"
+            )
         providers = [(await orch.chat("x")).provider for _ in range(4)]
         assert sorted(providers) == ["p1", "p1", "p2", "p2"]
         assert len(a.requests) == len(b.requests) == 2
 
 
 async def test_tenants_are_isolated(orch: Orchestrator, openai_up: SimulatedOpenAI) -> None:
-    await orch.create_provider(type="openai", name="gpt", tenant="tenant-a", api_key=KEY,
-                               base_url=openai_up.base_url, default_model="m")
+    await orch.create_provider(
+        type="openai",
+        name="gpt",
+        tenant="tenant-a",
+        api_key=KEY,
+        base_url=openai_up.base_url,
+        default_model="m",
+    )
     assert [p.name for p in orch.list_providers("tenant-a")] == ["gpt"]
     assert orch.list_providers("tenant-b") == []
     with pytest.raises(NoHealthyProviders):
@@ -163,15 +216,27 @@ async def test_tenants_are_isolated(orch: Orchestrator, openai_up: SimulatedOpen
     with pytest.raises(NotFound):
         await orch.chat("hi", tenant="tenant-b", provider="gpt")
     # The same name may exist in another tenant, with other settings.
-    await orch.create_provider(type="openai", name="gpt", tenant="tenant-b", api_key="sk-other-key-000000000",
-                               base_url=openai_up.base_url, default_model="other")
+    await orch.create_provider(
+        type="openai",
+        name="gpt",
+        tenant="tenant-b",
+        api_key="sk-other-key-000000000",
+        base_url=openai_up.base_url,
+        default_model="other",
+    )
     r = await orch.chat("hi", tenant="tenant-b")
     assert r.model == "other"
 
 
 async def test_provider_crud_masks_secrets(orch: Orchestrator, openai_up: SimulatedOpenAI) -> None:
-    info = await orch.create_provider(type="openai", name="gpt", api_key=KEY, base_url=openai_up.base_url,
-                                      defaultModel="gpt-4o-mini", organization="org-123")
+    info = await orch.create_provider(
+        type="openai",
+        name="gpt",
+        api_key=KEY,
+        base_url=openai_up.base_url,
+        defaultModel="gpt-4o-mini",
+        organization="org-123",
+    )
     assert info.api_key is not None and KEY not in info.api_key and info.api_key.endswith(KEY[-4:])
     assert info.default_model == "gpt-4o-mini"
     assert KEY not in repr(orch.list_providers())
@@ -190,7 +255,7 @@ async def test_provider_crud_masks_secrets(orch: Orchestrator, openai_up: Simula
 
 
 async def test_invalid_provider_settings_are_listed(orch: Orchestrator) -> None:
-    with pytest.raises(RequestError, match="unknown provider type 'nope'.*openai"):
+    with pytest.raises(RequestError, match=r"unknown provider type 'nope'.*openai"):
         await orch.create_provider(type="nope", name="x")
     with pytest.raises(RequestError) as info:
         await orch.create_provider(type="openai", name="x", base_url="ftp://x", priority="high", colour="red")
@@ -209,7 +274,9 @@ async def test_local_server_types(orch: Orchestrator) -> None:
         await orch.create_provider(type="local", name="zz", server_type="winamp")
 
 
-async def test_model_routing(orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic) -> None:
+async def test_model_routing(
+    orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic
+) -> None:
     await two_providers(orch, openai_up, anthropic_up)
     r = await orch.chat("hi", tenant="my-app", model="claude-3-5-haiku-latest")
     assert r.provider == "claude"
@@ -221,8 +288,9 @@ async def test_model_routing(orch: Orchestrator, openai_up: SimulatedOpenAI, ant
         await orch.chat("hi", tenant="my-app", model="llama-9000")
 
 
-async def test_embeddings_and_completions(orch: Orchestrator, openai_up: SimulatedOpenAI,
-                                          anthropic_up: SimulatedAnthropic) -> None:
+async def test_embeddings_and_completions(
+    orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic
+) -> None:
     await two_providers(orch, openai_up, anthropic_up, embedding_model="text-embedding-3-small")
     e = await orch.embed(["a", "b", "c"], tenant="my-app", dimensions=8)
     assert (len(e.embeddings), e.dimensions, e.provider) == (3, 8, "gpt")
@@ -250,12 +318,15 @@ async def test_test_provider(orch: Orchestrator, openai_up: SimulatedOpenAI) -> 
     assert ok.success and "gpt-4o-mini" in ok.models and ok.latency_ms > 0
     openai_up.fail(401, body={"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
     bad = await orch.test_provider("gpt")
-    assert not bad.success and bad.error_type == "ProviderAuthError" and "Incorrect API key" in (bad.error or "")
+    assert (
+        not bad.success and bad.error_type == "ProviderAuthError" and "Incorrect API key" in (bad.error or "")
+    )
 
 
 async def test_timeout_bounds_the_whole_request(orch: Orchestrator, openai_up: SimulatedOpenAI) -> None:
-    await orch.create_provider(type="openai", name="gpt", api_key=KEY, base_url=openai_up.base_url,
-                               default_model="m", timeout=30)
+    await orch.create_provider(
+        type="openai", name="gpt", api_key=KEY, base_url=openai_up.base_url, default_model="m", timeout=30
+    )
     openai_up.fail(200, delay=1.0)
     with pytest.raises(AllProvidersFailed) as info:
         await orch.chat("hi", timeout=0.2)

@@ -128,13 +128,16 @@ class Orchestrator:
             server = str(fields.pop("server_type", "ollama")).lower()
             if server not in LOCAL_SERVERS:
                 raise RequestError(
-                    f"unknown serverType {server!r}; valid: {', '.join(sorted(LOCAL_SERVERS))}", param="server_type"
+                    f"unknown serverType {server!r}; valid: {', '.join(sorted(LOCAL_SERVERS))}",
+                    param="server_type",
                 )
             kind, default_url = LOCAL_SERVERS[server]
             fields.setdefault("base_url", default_url)
         if kind not in PROVIDERS or kind == "mock":
             valid = [k for k in PROVIDERS if k != "mock"]
-            raise RequestError(f"unknown provider type {type_!r}; valid: {', '.join([*valid, 'local'])}", param="type")
+            raise RequestError(
+                f"unknown provider type {type_!r}; valid: {', '.join([*valid, 'local'])}", param="type"
+            )
         cls = PROVIDERS.get(kind)
         common = {k: v for k, v in fields.items() if k in _CONFIG_FIELDS}
         rest = {k: v for k, v in fields.items() if k not in _CONFIG_FIELDS}
@@ -147,13 +150,16 @@ class Orchestrator:
         except ValidationError as exc:
             valid_keys = sorted(_CONFIG_FIELDS - {"name", "tenant", "type"} | set(cls.Options.model_fields))
             raise RequestError(
-                _describe(exc, f"settings for provider {name!r} ({kind})") + f". Valid settings: {', '.join(valid_keys)}"
+                _describe(exc, f"settings for provider {name!r} ({kind})")
+                + f". Valid settings: {', '.join(valid_keys)}"
             ) from exc
         if kind == "custom":
             return cls(config, options, adapters=self.adapter)  # type: ignore[call-arg]
         return cls(config, options)
 
-    async def create_provider(self, *, type: str, name: str, tenant: str = "default", **settings: Any) -> ProviderInfo:
+    async def create_provider(
+        self, *, type: str, name: str, tenant: str = "default", **settings: Any
+    ) -> ProviderInfo:
         """Create a provider for a tenant.
 
         Args:
@@ -171,7 +177,9 @@ class Orchestrator:
         """
         async with self._lock:
             if name in self._providers.get(tenant, {}):
-                raise Conflict(f"tenant {tenant!r} already has a provider named {name!r}; use update_provider")
+                raise Conflict(
+                    f"tenant {tenant!r} already has a provider named {name!r}; use update_provider"
+                )
             provider = self._build(type, name, tenant, settings)
             self._providers.setdefault(tenant, {})[name] = provider
         return self.describe(provider)
@@ -258,8 +266,10 @@ class Orchestrator:
             enabled=c.enabled,
             timeout=c.timeout,
             api_key=mask_secret(c.api_key.get_secret_value()) if c.api_key else None,
-            headers={k: ("****" if k.lower() in ("authorization", "x-api-key", "api-key") else v)
-                     for k, v in c.headers.items()},
+            headers={
+                k: ("****" if k.lower() in ("authorization", "x-api-key", "api-key") else v)
+                for k, v in c.headers.items()
+            },
             options=options,
         )
 
@@ -402,7 +412,9 @@ class Orchestrator:
         Failover happens only before the first chunk; after it, errors reach the caller.
         """
         request = self._chat_request(messages, params)
-        async for chunk in self.stream_request(request, self._context(tenant, provider, timeout, request.user)):
+        async for chunk in self.stream_request(
+            request, self._context(tenant, provider, timeout, request.user)
+        ):
             yield chunk
 
     def stream_request(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
@@ -458,7 +470,9 @@ class Orchestrator:
         texts = [input] if isinstance(input, str) else list(input)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise RequestError("input must be a string or a non-empty list of strings", param="input")
-        request = EmbedRequest(input=texts, model=model, dimensions=dimensions, user=user, extra=extra or None)
+        request = EmbedRequest(
+            input=texts, model=model, dimensions=dimensions, user=user, extra=extra or None
+        )
         ctx = self._context(tenant, provider, timeout, user)
         return await self.router(tenant).embed(request, ctx)
 

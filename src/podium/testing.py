@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 from aiohttp import web
@@ -99,7 +99,7 @@ class FakeUpstream:
         """Stop failing."""
         self.fault = None
 
-    async def start(self) -> FakeUpstream:
+    async def start(self) -> Self:
         """Start serving."""
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         for method, path, handler in self._routes:
@@ -120,7 +120,7 @@ class FakeUpstream:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeUpstream:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -159,7 +159,9 @@ class FakeUpstream:
         return await handler(request)
 
 
-async def _sse(request: web.Request, events: Sequence[tuple[str | None, Any]], delay: float) -> web.StreamResponse:
+async def _sse(
+    request: web.Request, events: Sequence[tuple[str | None, Any]], delay: float
+) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
     await resp.prepare(request)
     for name, data in events:
@@ -195,8 +197,14 @@ class SimulatedOpenAI(FakeUpstream):
     Answers are deterministic: ``reply(prompt)`` (default: ``"[<name>] you said: <last user text>"``).
     """
 
-    def __init__(self, name: str = "openai-sim", *, reply: Callable[[str], str] | None = None,
-                 chunk_delay: float = 0.0, models: Sequence[str] = ("gpt-4o-mini", "text-embedding-3-small")) -> None:
+    def __init__(
+        self,
+        name: str = "openai-sim",
+        *,
+        reply: Callable[[str], str] | None = None,
+        chunk_delay: float = 0.0,
+        models: Sequence[str] = ("gpt-4o-mini", "text-embedding-3-small"),
+    ) -> None:
         super().__init__()
         self.name = name
         self.reply = reply or (lambda prompt: f"[{name}] you said: {prompt}")
@@ -217,8 +225,10 @@ class SimulatedOpenAI(FakeUpstream):
         messages = body.get("messages", [])
         last = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
         content = last.get("content")
-        prompt = content if isinstance(content, str) else " ".join(
-            p.get("text", "") for p in content or [] if isinstance(p, dict)
+        prompt = (
+            content
+            if isinstance(content, str)
+            else " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
         )
         text = self.reply(prompt)
         if body.get("max_tokens"):
@@ -232,19 +242,39 @@ class SimulatedOpenAI(FakeUpstream):
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if not body.get("stream"):
-            return web.json_response({
-                "id": rid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": usage,
-            })
+            return web.json_response(
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
         events: list[tuple[str | None, Any]] = [
-            (None, {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                         "finish_reason": None}]})
+            (
+                None,
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                    ],
+                },
+            )
         ]
-        events += [(None, {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
-                   for w in _words(text)]
+        events += [
+            (None, {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
+            for w in _words(text)
+        ]
         events.append((None, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append((None, {**base, "choices": [], "usage": usage}))
@@ -254,36 +284,60 @@ class SimulatedOpenAI(FakeUpstream):
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = self.requests[-1].body
         text = self.reply(str(body.get("prompt", "")))
-        return web.json_response({
-            "id": f"cmpl-{uuid.uuid4().hex[:20]}", "object": "text_completion", "created": int(time.time()),
-            "model": body.get("model"), "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": _count_tokens(str(body.get("prompt", ""))),
-                      "completion_tokens": _count_tokens(text),
-                      "total_tokens": _count_tokens(str(body.get("prompt", ""))) + _count_tokens(text)},
-        })
+        return web.json_response(
+            {
+                "id": f"cmpl-{uuid.uuid4().hex[:20]}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": _count_tokens(str(body.get("prompt", ""))),
+                    "completion_tokens": _count_tokens(text),
+                    "total_tokens": _count_tokens(str(body.get("prompt", ""))) + _count_tokens(text),
+                },
+            }
+        )
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = self.requests[-1].body
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dims = int(body.get("dimensions") or 16)
         tokens = sum(_count_tokens(t) for t in inputs)
-        return web.json_response({
-            "object": "list", "model": body.get("model"),
-            "data": [{"object": "embedding", "index": i, "embedding": fake_embedding(t, dims)}
-                     for i, t in enumerate(inputs)],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        })
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body.get("model"),
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": fake_embedding(t, dims)}
+                    for i, t in enumerate(inputs)
+                ],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"object": "list", "data": [
-            {"id": m, "object": "model", "created": 0, "owned_by": self.name} for m in self.models]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": self.name} for m in self.models
+                ],
+            }
+        )
 
 
 class SimulatedAnthropic(FakeUpstream):
     """A fake Anthropic Messages API: JSON and the real SSE event sequence, and a model list."""
 
-    def __init__(self, name: str = "anthropic-sim", *, reply: Callable[[str], str] | None = None,
-                 chunk_delay: float = 0.0, models: Sequence[str] = ("claude-3-5-haiku-latest",)) -> None:
+    def __init__(
+        self,
+        name: str = "anthropic-sim",
+        *,
+        reply: Callable[[str], str] | None = None,
+        chunk_delay: float = 0.0,
+        models: Sequence[str] = ("claude-3-5-haiku-latest",),
+    ) -> None:
         super().__init__()
         self.name = name
         self.reply = reply or (lambda prompt: f"[{name}] you said: {prompt}")
@@ -300,13 +354,24 @@ class SimulatedAnthropic(FakeUpstream):
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = self.requests[-1].body
         if not request.headers.get("anthropic-version"):
-            return web.json_response({"type": "error", "error": {
-                "type": "invalid_request_error", "message": "anthropic-version: header is required"}}, status=400)
+            return web.json_response(
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "anthropic-version: header is required",
+                    },
+                },
+                status=400,
+            )
         messages = body.get("messages", [])
         last = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
         content = last.get("content")
-        prompt = content if isinstance(content, str) else " ".join(
-            b.get("text", "") for b in content or [] if isinstance(b, dict))
+        prompt = (
+            content
+            if isinstance(content, str)
+            else " ".join(b.get("text", "") for b in content or [] if isinstance(b, dict))
+        )
         text = self.reply(prompt)
         words = _words(text)[: int(body.get("max_tokens") or 1024)]
         text = "".join(words)
@@ -315,32 +380,71 @@ class SimulatedAnthropic(FakeUpstream):
         in_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages)
         out_tokens = _count_tokens(text)
         if not body.get("stream"):
-            return web.json_response({
-                "id": mid, "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": in_tokens, "output_tokens": out_tokens},
-            })
+            return web.json_response(
+                {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": in_tokens, "output_tokens": out_tokens},
+                }
+            )
         events: list[tuple[str | None, Any]] = [
-            ("message_start", {"type": "message_start", "message": {
-                "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": in_tokens, "output_tokens": 1}}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": mid,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": in_tokens, "output_tokens": 1},
+                    },
+                },
+            ),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
             ("ping", {"type": "ping"}),
         ]
-        events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                             "delta": {"type": "text_delta", "text": w}}) for w in words]
+        events += [
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}},
+            )
+            for w in words
+        ]
         events += [
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                               "usage": {"output_tokens": out_tokens}}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": out_tokens},
+                },
+            ),
             ("message_stop", {"type": "message_stop"}),
         ]
         return await _sse(request, events, self.chunk_delay)
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"data": [{"type": "model", "id": m, "display_name": m} for m in self.models],
-                                  "has_more": False, "first_id": self.models[0], "last_id": self.models[-1]})
+        return web.json_response(
+            {
+                "data": [{"type": "model", "id": m, "display_name": m} for m in self.models],
+                "has_more": False,
+                "first_id": self.models[0],
+                "last_id": self.models[-1],
+            }
+        )
 
 
 class ReplayServer(FakeUpstream):
@@ -355,8 +459,11 @@ class ReplayServer(FakeUpstream):
     def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         super().__init__()
         self.status = status
-        self.headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "transfer-encoding",
-                                                                              "content-encoding")}
+        self.headers = {
+            k: v
+            for k, v in headers.items()
+            if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
+        }
         self.body = body
         self.route("*", "/{tail:.*}", self._serve)
 
@@ -410,8 +517,16 @@ class MockProvider(Provider):
         latency: float = 0.0,
         default_model: str = "mock-model",
     ) -> None:
-        super().__init__(ProviderConfig(name=name, type="mock", tenant=tenant, priority=priority, weight=weight,
-                                        default_model=default_model))
+        super().__init__(
+            ProviderConfig(
+                name=name,
+                type="mock",
+                tenant=tenant,
+                priority=priority,
+                weight=weight,
+                default_model=default_model,
+            )
+        )
         self.reply = reply
         self.failures = list(failures)
         self.latency = latency
@@ -437,9 +552,15 @@ class MockProvider(Provider):
         text = self._answer(request)
         prompt = sum(_count_tokens(m.text()) for m in request.messages)
         out = _count_tokens(text)
-        return ChatResponse(id=f"mock-{uuid.uuid4().hex[:12]}", content=text, finish_reason="stop",
-                            usage=Usage(prompt, out, prompt + out), provider=self.name,
-                            model=self.resolve_model(request.model), latency_ms=(time.perf_counter() - t0) * 1000)
+        return ChatResponse(
+            id=f"mock-{uuid.uuid4().hex[:12]}",
+            content=text,
+            finish_reason="stop",
+            usage=Usage(prompt, out, prompt + out),
+            provider=self.name,
+            model=self.resolve_model(request.model),
+            latency_ms=(time.perf_counter() - t0) * 1000,
+        )
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
         """Stream the scripted reply word by word, then usage."""
@@ -459,6 +580,9 @@ class MockProvider(Provider):
         self.calls.append(request)
         await self._before()
         tokens = sum(_count_tokens(t) for t in request.input)
-        return EmbedResponse(embeddings=[fake_embedding(t, request.dimensions or 16) for t in request.input],
-                             model=request.model or "mock-embed", provider=self.name,
-                             usage=Usage(tokens, 0, tokens))
+        return EmbedResponse(
+            embeddings=[fake_embedding(t, request.dimensions or 16) for t in request.input],
+            model=request.model or "mock-embed",
+            provider=self.name,
+            usage=Usage(tokens, 0, tokens),
+        )

@@ -291,7 +291,7 @@ def to_messages(messages: str | Iterable[MessageLike]) -> list[Message]:
     return out
 
 
-def convert(value: Any, into: type[Any], param: str) -> Any:
+def convert(value: Any, into: Any, param: str) -> Any:
     """Convert a dict (or list) into a canonical type, raising RequestError naming ``param``."""
     try:
         return msgspec.convert(value, into)

@@ -35,7 +35,9 @@ class Sleeps:
         self.delays.append(delay)
 
 
-def make_router(providers: list[Provider], retry: RetryPolicy | None = None) -> tuple[Router, StatsRecorder, Sleeps]:
+def make_router(
+    providers: list[Provider], retry: RetryPolicy | None = None
+) -> tuple[Router, StatsRecorder, Sleeps]:
     stats = StatsRecorder()
     sleeps = Sleeps()
     router = Router(
@@ -214,7 +216,7 @@ async def test_stream_error_after_first_chunk_reaches_caller() -> None:
     b = MockProvider("b", priority=2)
     router, _, _ = make_router([a, b])
     got: list[str] = []
-    with pytest.raises(ProviderUnavailable, match="mid-stream"):
+    with pytest.raises(ProviderUnavailable, match="mid-stream"):  # noqa: PT012 - raised mid-iteration
         async for c in router.stream(req(), CallContext(tenant="t1")):
             got.append(c.delta)
     assert got == ["one "]

@@ -7,9 +7,15 @@ import typer
 from podium import __version__
 from podium.cli import demo
 
-app = typer.Typer(name="podium", help="podium: one API and gateway in front of many LLM providers.",
-                  no_args_is_help=True, add_completion=False)
-app.command(name="demo", help="Run podium against simulated upstreams on loopback and show what it does.")(demo.run)
+app = typer.Typer(
+    name="podium",
+    help="podium: one API and gateway in front of many LLM providers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command(name="demo", help="Run podium against simulated upstreams on loopback and show what it does.")(
+    demo.run
+)
 
 
 @app.command()

@@ -143,7 +143,9 @@ def transport_error(provider: str, exc: BaseException) -> ProviderError:
         return MalformedResponse(f"{provider}: response body was truncated ({exc})", provider=provider)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
         return ProviderUnavailable(
-            f"{provider}: connection lost ({exc.__class__.__name__})", provider=provider, code="connection_reset"
+            f"{provider}: connection lost ({exc.__class__.__name__})",
+            provider=provider,
+            code="connection_reset",
         )
     return ProviderUnavailable(f"{provider}: transport failure ({exc!r})", provider=provider)
 
@@ -195,7 +197,9 @@ class HttpClient:
             )
         return self._session
 
-    def _timeout(self, total: float | None, read: float | None, deadline_left: float | None) -> aiohttp.ClientTimeout:
+    def _timeout(
+        self, total: float | None, read: float | None, deadline_left: float | None
+    ) -> aiohttp.ClientTimeout:
         if deadline_left is not None:
             total = deadline_left if total is None else min(total, deadline_left)
         return aiohttp.ClientTimeout(total=total, sock_connect=self.connect_timeout, sock_read=read)
@@ -232,7 +236,7 @@ class HttpClient:
             if isinstance(exc, aiohttp.InvalidURL):
                 raise ConfigError(f"{self.provider}: invalid base URL {self.url(path)!r}") from exc
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise transport_error(self.provider, exc) from exc
 
     async def open_stream(
@@ -260,7 +264,7 @@ class HttpClient:
                 headers=hdrs,
                 timeout=self._timeout(None, self.timeout, deadline_left),
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise transport_error(self.provider, exc) from exc
 
     async def aclose(self) -> None:
@@ -275,7 +279,7 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 async def iter_lines(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[str]:
-    """Yield the body's lines, accepting ``\\n``, ``\\r\\n`` and ``\\r`` as line ends."""
+    """Yield the body's lines, accepting LF, CRLF and CR as line ends."""
     buf = ""
     pending_cr = False
     decoder = _utf8_decoder()
@@ -295,7 +299,7 @@ async def iter_lines(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterat
                     yield line.rstrip("\r\n")
                 else:
                     buf = line
-    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
         raise transport_error(provider, exc) from exc
     buf += decoder.decode(b"", final=True)
     if buf:

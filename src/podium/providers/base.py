@@ -55,7 +55,9 @@ class ProviderConfig(BaseModel):
     models: tuple[str, ...] = ()
     priority: int = Field(default=100, description="Lower numbers are tried first.")
     weight: float = Field(default=1.0, gt=0, description="Share of traffic among equal priorities.")
-    timeout: float = Field(default=60.0, gt=0, description="Seconds for a whole request; idle gap for streams.")
+    timeout: float = Field(
+        default=60.0, gt=0, description="Seconds for a whole request; idle gap for streams."
+    )
     connect_timeout: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=100, ge=1)
     headers: dict[str, str] = Field(default_factory=dict, alias="customHeaders")
@@ -175,10 +177,12 @@ class Provider(ABC):
         return CheckResult(success=True, latency_ms=(time.perf_counter() - t0) * 1000, models=models)
 
     async def _probe(self) -> list[str]:
-        await self.chat(ChatRequest(messages=[Message(role="user", content="ping")], max_tokens=1), CallContext())
+        await self.chat(
+            ChatRequest(messages=[Message(role="user", content="ping")], max_tokens=1), CallContext()
+        )
         return await self.list_models()
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; in-process providers hold nothing
         """Release connections."""
 
 
@@ -331,9 +335,13 @@ class HttpProvider(Provider):
         return error_for_status(self.name, raw.status, raw.headers, message, code=code, kind=kind)
 
     def _malformed(self, exc: Exception) -> MalformedResponse:
-        return MalformedResponse(f"{self.name}: answer is not in the expected format ({exc})", provider=self.name)
+        return MalformedResponse(
+            f"{self.name}: answer is not in the expected format ({exc})", provider=self.name
+        )
 
-    async def _post(self, path: str, body: Any, ctx: CallContext, params: Mapping[str, str] | None = None) -> bytes:
+    async def _post(
+        self, path: str, body: Any, ctx: CallContext, params: Mapping[str, str] | None = None
+    ) -> bytes:
         raw = await self.http.request("POST", path, body=body, params=params, deadline_left=ctx.remaining())
         if raw.status >= 400:
             raise self._fail(raw)
@@ -368,7 +376,9 @@ class HttpProvider(Provider):
         try:
             if resp.status >= 400:
                 raw = await self._read(resp)
-                raise self._fail(RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw))
+                raise self._fail(
+                    RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
+                )
             ctype = resp.headers.get("content-type", "")
             if "json" in ctype and "ndjson" not in ctype:
                 chunks = parser.feed_body(await self._read(resp), self.wire)
@@ -386,7 +396,9 @@ class HttpProvider(Provider):
                     if parser.done and self.wire.framing == "ndjson":
                         break
             if not parser.done:
-                raise MalformedResponse(f"{self.name}: stream ended before the provider finished", provider=self.name)
+                raise MalformedResponse(
+                    f"{self.name}: stream ended before the provider finished", provider=self.name
+                )
             rid = parser.response_id or ""
             yield ChatChunk(
                 usage=parser.usage or Usage(), id=rid, provider=self.name, model=parser.model or model
@@ -420,7 +432,9 @@ class HttpProvider(Provider):
             return await super().complete(request, ctx)
         model = self.resolve_model(request.model)
         t0 = time.perf_counter()
-        body = await self._post(self.wire.completion_path(model), self.wire.completion_body(request, model), ctx)
+        body = await self._post(
+            self.wire.completion_path(model), self.wire.completion_body(request, model), ctx
+        )
         try:
             resp = self.wire.parse_completion(body)
         except _DECODE_ERRORS as exc:
@@ -447,7 +461,8 @@ class HttpProvider(Provider):
             raise self._malformed(exc) from exc
         if len(resp.embeddings) != len(request.input):
             raise MalformedResponse(
-                f"{self.name}: {len(resp.embeddings)} embeddings for {len(request.input)} inputs", provider=self.name
+                f"{self.name}: {len(resp.embeddings)} embeddings for {len(request.input)} inputs",
+                provider=self.name,
             )
         resp.latency_ms = (time.perf_counter() - t0) * 1000
         resp.provider = self.name
@@ -458,7 +473,9 @@ class HttpProvider(Provider):
         """The embedding model used when the request names none."""
         model = getattr(self.options, "embedding_model", None) or self.config.default_model
         if not model:
-            raise RequestError(f"provider {self.name!r} has no embedding model; pass model=...", param="model")
+            raise RequestError(
+                f"provider {self.name!r} has no embedding model; pass model=...", param="model"
+            )
         return str(model)
 
     async def list_models(self) -> list[str]:

@@ -51,14 +51,23 @@ from podium.types import (
 # "skip_thought_signature_validator"); older models ignore it.
 _SKIP_SIGNATURE = base64.b64encode(b"skip_thought_signature_validator").decode()
 _FILTERED = frozenset(
-    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
-     "IMAGE_RECITATION", "MODEL_ARMOR"}
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "MODEL_ARMOR",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
 )
 _TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 _MAX_MODEL_PAGES = 20
 
 
-# --- upstream payloads (unknown fields are ignored) ---------------------------------------------------------
+# --- upstream payloads (unknown fields are ignored)
 
 
 class _FunctionCall(msgspec.Struct):
@@ -146,7 +155,7 @@ class _TokenCount(msgspec.Struct, rename="camel"):
     total_tokens: int
 
 
-# --- helpers --------------------------------------------------------------------------------------------------
+# --- helpers
 
 
 def model_resource(model: str) -> str:
@@ -185,7 +194,9 @@ def _first_candidate(resp: _GenerateResponse) -> _Candidate | None:
 
 def _split(cand: _Candidate) -> tuple[str, str, list[_FunctionCall]]:
     """Answer text, thought text and function calls of a candidate (server-side tool parts are skipped)."""
-    text, thoughts, calls = [], [], []
+    text: list[str] = []
+    thoughts: list[str] = []
+    calls: list[_FunctionCall] = []
     for part in cand.content.parts if cand.content else []:
         if part.function_call is not None:
             calls.append(part.function_call)
@@ -320,7 +331,7 @@ def _decode_error(body: bytes) -> _Error | None:
     return env.error
 
 
-# --- the wire format ------------------------------------------------------------------------------------------
+# --- the wire format
 
 
 class GoogleWire(WireFormat):
@@ -453,7 +464,7 @@ class GoogleWire(WireFormat):
         return GoogleStreamParser(self)
 
     def parse_error(self, body: bytes) -> tuple[str, str | None, str | None]:
-        """``(message, ErrorInfo reason, status)`` from ``{"error": {...}}`` (or a one-element array of it)."""
+        """``(message, ErrorInfo reason, status)`` from ``{"error": {...}}`` (or an array holding it)."""
         err = _decode_error(body)
         if err is None:
             return body[:500].decode("utf-8", "replace").strip(), None, None
@@ -464,9 +475,8 @@ class GoogleWire(WireFormat):
         """Map an error answer: bad keys (HTTP 400 ``API_KEY_INVALID``) and ``RetryInfo`` delays included."""
         message, reason, kind = self.parse_error(body)
         if reason in ("API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED") or kind == "UNAUTHENTICATED":
-            return ProviderAuthError(
-                f"{provider}: {message} (check this provider's API key)", provider=provider, upstream_status=status
-            )
+            text = f"{provider}: {message} (check this provider's API key)"
+            return ProviderAuthError(text, provider=provider, upstream_status=status)
         if kind == "DEADLINE_EXCEEDED":
             return ProviderTimeout(f"{provider}: {message}", provider=provider, upstream_status=status)
         exc = error_for_status(provider, status, headers, message, code=reason, kind=kind)
@@ -481,13 +491,12 @@ class GoogleWire(WireFormat):
         return self.to_error(self.name, status, {}, msgspec.json.encode({"error": err}))
 
     def embed_path(self, model: str, count: int) -> str:
-        """``:batchEmbedContents`` (as Google's SDK does, even for one text); Vertex AI: one text, ``:embedContent``."""
+        """``:batchEmbedContents`` (Google's SDK uses it for one text too); Vertex AI ``:embedContent``."""
         method = "embedContent" if self.vertex and count == 1 else "batchEmbedContents"
         return f"/{model_resource(model)}:{method}"
 
     def embed_body(self, request: EmbedRequest, model: str) -> dict[str, Any]:
-        """One embed request per text; ``dimensions`` becomes ``outputDimensionality``, ``extra`` (e.g.
-        ``taskType``) goes into each."""
+        """One request per text, with ``outputDimensionality`` and ``extra`` (e.g. ``taskType``) in each."""
 
         def one(text: str, with_model: bool) -> dict[str, Any]:
             item: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
@@ -528,7 +537,7 @@ class GoogleWire(WireFormat):
 
 
 class GoogleStreamParser(StreamParser):
-    """Turns Gemini stream events (each a whole ``GenerateContentResponse`` with only new text) into chunks."""
+    """Turns Gemini stream events (whole ``GenerateContentResponse`` objects with new text) into chunks."""
 
     def __init__(self, wire: GoogleWire) -> None:
         super().__init__()
@@ -579,7 +588,7 @@ class GoogleStreamParser(StreamParser):
         return out
 
 
-# --- the provider ---------------------------------------------------------------------------------------------
+# --- the provider
 
 
 class GoogleOptions(BaseModel):
@@ -602,8 +611,7 @@ class GoogleOptions(BaseModel):
 
 
 class GoogleProvider(HttpProvider):
-    """Gemini through the Gemini API or a Vertex AI base URL such as
-    ``https://aiplatform.googleapis.com/v1/projects/P/locations/L/publishers/google``."""
+    """Gemini through the Gemini API, or Vertex AI with a base URL ending in ``/publishers/google``."""
 
     kind = "google"
     Options = GoogleOptions
@@ -614,7 +622,7 @@ class GoogleProvider(HttpProvider):
         """Build the wire format from the options (Vertex AI detected from the base URL)."""
         opts = self.options if isinstance(self.options, GoogleOptions) else GoogleOptions()
         base = self.config.base_url or self.default_base_url or ""
-        vertex = opts.vertex if opts.vertex is not None else "/publishers/" in urllib.parse.urlsplit(base).path
+        vertex = "/publishers/" in urllib.parse.urlsplit(base).path if opts.vertex is None else opts.vertex
         return GoogleWire(auth=opts.auth, safety_settings=opts.safety_settings, vertex=vertex, name=self.name)
 
     def _fail(self, raw: RawResponse) -> ProviderError:

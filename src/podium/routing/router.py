@@ -43,7 +43,6 @@ from podium.types import (
 )
 
 
-
 class _Result(Protocol):
     @property
     def latency_ms(self) -> float: ...
@@ -119,7 +118,8 @@ class Router:
         if not serving:
             known = sorted({m for p in providers for m in (p.config.default_model, *p.config.models) if m})
             raise ModelNotFound(
-                f"no provider of tenant {self.tenant!r} serves model {model!r}; available: {', '.join(known)}",
+                f"no provider of tenant {self.tenant!r} serves model {model!r}; "
+                f"available: {', '.join(known)}",
                 param="model",
             )
         return [(p, model) for p in self.strategy.order(serving)]
@@ -147,7 +147,9 @@ class Router:
                 except ProviderError as exc:
                     exc.provider = exc.provider or provider.name
                     elapsed = (time.perf_counter() - t0) * 1000
-                    attempts.append(Attempt(provider.name, model or provider.config.default_model or "", exc, elapsed))
+                    attempts.append(
+                        Attempt(provider.name, model or provider.config.default_model or "", exc, elapsed)
+                    )
                     self.stats.failure(self.tenant, provider.name, exc)
                     if not exc.failover:
                         self.stats.request(self.tenant, ok=False)
