@@ -86,8 +86,18 @@ _SERVER_TOOL_BLOCKS = ("server_tool_use", "mcp_tool_use")
 
 # The count_tokens endpoint refuses generation parameters (max_tokens, temperature, ...).
 _COUNT_TOKENS_KEYS = frozenset(
-    ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers", "output_config")
-    + ("output_format", "cache_control", "context_management", "speed")
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "mcp_servers",
+        "output_config",
+        "speed",
+    }
+    | {"output_format", "cache_control", "context_management"}
 )
 _JSON_TOOL_HELP = "Give the final answer by calling this tool: its input is the answer."
 

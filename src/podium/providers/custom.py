@@ -34,6 +34,7 @@ from podium.types import (
 )
 
 BUILTIN_FORMATS = ("openai", "anthropic", "google", "ollama")
+_AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 StreamTransform = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -105,8 +106,10 @@ class CustomOptions(BaseModel):
     request_format: str = "openai"
     response_format: str | None = Field(default=None, description="Defaults to request_format.")
     endpoints: Endpoints = Field(default_factory=Endpoints)
-    auth_header: str = "authorization"
-    auth_scheme: str | None = "Bearer"
+    auth_header: str | None = Field(default=None, description="None: the request format's own auth header.")
+    auth_scheme: str | None = Field(
+        default=None, description="None: Bearer for Authorization, else the raw key."
+    )
     embedding_model: str | None = None
 
 
@@ -150,10 +153,18 @@ class ComposedWire(WireFormat):
 
     @override
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
-        if not api_key:
-            return {}
-        value = f"{self.opts.auth_scheme} {api_key}" if self.opts.auth_scheme else api_key
-        return {self.opts.auth_header: value}
+        headers = self.req.auth_headers(api_key)
+        name = self.opts.auth_header
+        if name is None:
+            return headers
+        # Keep the format's other headers (e.g. anthropic-version), replace only how the key is sent.
+        headers = {k: v for k, v in headers.items() if k.lower() not in _AUTH_HEADERS}
+        if api_key:
+            scheme = self.opts.auth_scheme
+            if scheme is None and name.lower() == "authorization":
+                scheme = "Bearer"
+            headers[name] = f"{scheme} {api_key}" if scheme else api_key
+        return headers
 
     def _streams_natively(self) -> bool:
         a = self.adapter

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,9 +55,6 @@ _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeErr
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
-# --- upstream payloads -------------------------------------------------------------------------
-
-
 class _Function(msgspec.Struct):
     name: str
     arguments: dict[str, Any] | str | None = None
@@ -85,10 +82,6 @@ class _Answer(msgspec.Struct):
     done_reason: str | None = None
     prompt_eval_count: int = 0
     eval_count: int = 0
-    total_duration: int | None = None
-    load_duration: int | None = None
-    prompt_eval_duration: int | None = None
-    eval_duration: int | None = None
     error: str | None = None
 
 
@@ -132,18 +125,8 @@ class _Show(msgspec.Struct):
     modified_at: str = ""
 
 
-class _NestedError(msgspec.Struct):
-    message: str = ""
-    type: str | None = None
-    code: str | int | None = None
-
-
 class _ErrorBody(msgspec.Struct):
-    # Ollama answers {"error": "text"}; proxies in front of it (and Ollama cloud) may nest it OpenAI-style.
-    error: str | _NestedError
-
-
-# --- the wire format ---------------------------------------------------------------------------
+    error: str
 
 
 class OllamaWire(WireFormat):
@@ -189,21 +172,13 @@ class OllamaWire(WireFormat):
     def chat_body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
         """The ``/api/chat`` body; ``stream`` is always explicit since Ollama streams by default."""
         body: dict[str, Any] = {"model": model, "messages": _messages(request.messages), "stream": stream}
-        options = self._options(
-            request.temperature, request.top_p, request.max_tokens, request.stop, request.seed
-        )
-        if options:
-            body["options"] = options
         fmt = _format(request)
         if fmt is not None:
             body["format"] = fmt
         tools = _tools(request)
         if tools:
             body["tools"] = tools
-        if self.keep_alive is not None:
-            body["keep_alive"] = self.keep_alive
-        _merge_extra(body, request.extra)
-        return body
+        return self._complete_body(body, request)
 
     def parse_chat(self, body: bytes) -> ChatResponse:
         """Decode a whole ``/api/chat`` answer."""
@@ -222,7 +197,6 @@ class OllamaWire(WireFormat):
             usage=_usage(answer),
             model=answer.model,
             reasoning=answer.message.thinking or None,
-            metadata=_durations(answer),
         )
 
     def stream_parser(self) -> OllamaStreamParser:
@@ -230,14 +204,11 @@ class OllamaWire(WireFormat):
         return OllamaStreamParser(self)
 
     def parse_error(self, body: bytes) -> tuple[str, str | None, str | None]:
-        """``{"error": "message"}`` (or an OpenAI-style nested error); plain text as a last resort."""
+        """``{"error": "message"}``; any other body (a proxy's HTML, a plain-text 404) as text."""
         try:
-            err = msgspec.json.decode(body, type=_ErrorBody).error
+            return msgspec.json.decode(body, type=_ErrorBody).error, None, None
         except _DECODE_ERRORS:
             return body.decode("utf-8", "replace").strip()[:500], None, None
-        if isinstance(err, str):
-            return err, None, None
-        return err.message, None if err.code is None else str(err.code), err.type
 
     def answer_error(self, message: str) -> ProviderError:
         """Map an error reported inside a 200 answer (a failure after the headers were sent).
@@ -253,16 +224,7 @@ class OllamaWire(WireFormat):
 
     def completion_body(self, request: CompletionRequest, model: str, stream: bool = False) -> dict[str, Any]:
         """The ``/api/generate`` body (``prompt`` in, ``response`` out)."""
-        body: dict[str, Any] = {"model": model, "prompt": request.prompt, "stream": stream}
-        options = self._options(
-            request.temperature, request.top_p, request.max_tokens, request.stop, request.seed
-        )
-        if options:
-            body["options"] = options
-        if self.keep_alive is not None:
-            body["keep_alive"] = self.keep_alive
-        _merge_extra(body, request.extra)
-        return body
+        return self._complete_body({"model": model, "prompt": request.prompt, "stream": stream}, request)
 
     def parse_completion(self, body: bytes) -> CompletionResponse:
         """Decode a whole ``/api/generate`` answer."""
@@ -298,12 +260,7 @@ class OllamaWire(WireFormat):
             body["input"] = list(request.input)
             if request.dimensions is not None:
                 body["dimensions"] = request.dimensions
-        if self.options:
-            body["options"] = dict(self.options)
-        if self.keep_alive is not None:
-            body["keep_alive"] = self.keep_alive
-        _merge_extra(body, request.extra)
-        return body
+        return self._complete_body(body, request)
 
     def parse_embed(self, body: bytes) -> EmbedResponse:
         """Decode ``{"embeddings": [[...]], "prompt_eval_count"}`` or legacy ``{"embedding": [...]}``."""
@@ -343,26 +300,26 @@ class OllamaWire(WireFormat):
         info["context_length"] = _context_length(show.model_info)
         return info
 
-    def _options(
-        self,
-        temperature: float | None,
-        top_p: float | None,
-        max_tokens: int | None,
-        stop: list[str] | None,
-        seed: int | None,
+    def _complete_body(
+        self, body: dict[str, Any], request: ChatRequest | CompletionRequest | EmbedRequest
     ) -> dict[str, Any]:
-        # Configured options are defaults; what the request asks for wins.
+        # Configured options are defaults; what the request asks for wins, and ``extra`` goes in last.
         options = dict(self.options)
-        for key, value in (
-            ("temperature", temperature),
-            ("top_p", top_p),
-            ("num_predict", max_tokens),
-            ("stop", stop),
-            ("seed", seed),
-        ):
-            if value is not None:
-                options[key] = value
-        return options
+        if not isinstance(request, EmbedRequest):
+            sampling = {
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "num_predict": request.max_tokens,
+                "stop": request.stop,
+                "seed": request.seed,
+            }
+            options.update((k, v) for k, v in sampling.items() if v is not None)
+        if options:
+            body["options"] = options
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        _merge_extra(body, request.extra)
+        return body
 
 
 class OllamaStreamParser(StreamParser):
@@ -405,19 +362,11 @@ class OllamaStreamParser(StreamParser):
         return []
 
 
-# --- the provider ------------------------------------------------------------------------------
-
-
 class OllamaOptions(BaseModel):
     """Settings of an ``ollama`` provider.
 
-    Attributes:
-        keep_alive: How long Ollama keeps the model loaded after a request (``"5m"``, ``"1h"``, ``"0"``
-            unloads at once; a plain number means seconds).
-        embedding_model: Model used for embeddings when the request names none.
-        embed_endpoint: ``"embed"`` (``/api/embed``, one request per batch) or ``"embeddings"`` (the
-            legacy ``/api/embeddings`` of old servers, one request per text).
-        options: Extra Ollama model options sent with every request (``num_ctx``, ``top_k``, ...).
+    ``keep_alive``, ``options`` and ``embed_endpoint`` mean what they mean for ``OllamaWire``;
+    ``embedding_model`` embeds requests that name no model.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True)
@@ -535,9 +484,6 @@ class OllamaProvider(HttpProvider):
             return self.wire.parse_show(body, model)
         except _DECODE_ERRORS as exc:
             raise self._malformed(exc) from exc
-
-
-# --- request conversion ------------------------------------------------------------------------
 
 
 def _messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -659,9 +605,6 @@ def _keep_alive(value: str | None) -> str | int | float | None:
     return int(number) if number.is_integer() else number
 
 
-# --- response conversion -----------------------------------------------------------------------
-
-
 def _tool_calls(calls: list[_ToolCall] | None) -> list[ToolCall]:
     return [
         ToolCall(
@@ -688,17 +631,6 @@ def _finish(reason: str | None, has_tool_calls: bool) -> FinishReason:
 def _usage(answer: _Answer) -> Usage:
     prompt, completion = answer.prompt_eval_count, answer.eval_count
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-
-
-def _durations(answer: _Answer) -> dict[str, Any]:
-    durations = {
-        "total": answer.total_duration,
-        "load": answer.load_duration,
-        "prompt_eval": answer.prompt_eval_duration,
-        "eval": answer.eval_duration,
-    }
-    present = {k: v for k, v in durations.items() if v is not None}
-    return {"durations_ns": present} if present else {}
 
 
 def _parse_parameters(text: str) -> dict[str, Any]:
