@@ -62,7 +62,8 @@ class Fault:
 class FakeUpstream:
     """A real HTTP server on 127.0.0.1 with scripted routes and injectable faults.
 
-    Use as ``async with FakeUpstream() as up: up.route("POST", "/v1/x", handler)``; ``up.url`` is its base.
+    Use as ``up = FakeUpstream(); up.route("POST", "/v1/x", handler); async with up: ...``; ``up.url`` is
+    its base. Routes are fixed once it starts.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -80,6 +81,8 @@ class FakeUpstream:
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         """Serve ``handler`` for ``method path`` (aiohttp path syntax, e.g. ``/v1beta/{tail:.*}``)."""
+        if self._runner is not None:
+            raise RuntimeError("FakeUpstream.route() must be called before start() / 'async with'")
         self._routes.append((method, path, handler))
 
     def fail(

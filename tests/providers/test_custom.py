@@ -35,10 +35,9 @@ async def test_openai_format_with_endpoint_headers_and_auth_overrides(orch: Orch
             }
         )
 
-    async with FakeUpstream() as up:
-        up.route("POST", "/api/gen", generate)
-        await up.stop()
-        await up.start()
+    up = FakeUpstream()
+    up.route("POST", "/api/gen", generate)
+    async with up:
         await orch.create_provider(
             type="custom",
             name="house",
@@ -197,7 +196,7 @@ async def test_code_level_adapter_with_stream_transform(orch: Orchestrator) -> N
 
 
 async def test_unknown_format_lists_valid_ones(orch: Orchestrator) -> None:
-    with pytest.raises(RequestError, match="unknown format 'soap'.*openai, anthropic, google, ollama"):
+    with pytest.raises(RequestError, match=r"unknown format 'soap'.*openai, anthropic, google, ollama"):
         await orch.create_provider(
             type="custom", name="x", base_url="http://127.0.0.1:9", request_format="soap"
         )

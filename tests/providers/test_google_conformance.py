@@ -215,8 +215,9 @@ async def test_recording(path: Path) -> None:
     rec = load(path)
     req, res = rec["request"], rec["response"]
     body = req["body"] or {}
-    async with ReplayServer.from_recording(rec) as server:
-        provider, model = provider_for(server, rec)  # type: ignore[arg-type]
+    server = ReplayServer.from_recording(rec)
+    async with server:
+        provider, model = provider_for(server, rec)
         try:
             if req["method"] == "GET":
                 await check_models(provider, res)

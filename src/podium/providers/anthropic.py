@@ -99,6 +99,7 @@ _COUNT_TOKENS_KEYS = frozenset(
     }
     | {"output_format", "cache_control", "context_management"}
 )
+_COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _JSON_TOOL_HELP = "Give the final answer by calling this tool: its input is the answer."
 
 
@@ -329,6 +330,13 @@ def _usage(raw: _Usage | None) -> Usage:
     )
 
 
+def _upstream_error(provider: str, detail: _ErrorDetail) -> ProviderError:
+    status = _ERROR_STATUS.get(detail.type or "", 500)
+    error = error_for_status(provider or "anthropic", status, {}, detail.message, kind=detail.type)
+    error.provider = provider  # left empty, the transport fills in the configured provider's name
+    return error
+
+
 def _json_text(value: Any) -> str:
     return msgspec.json.encode(value if value is not None else {}).decode()
 
@@ -340,7 +348,7 @@ class AnthropicWire(WireFormat):
     """The Anthropic Messages API wire format.
 
     Args:
-        provider: Provider name used in error messages raised while parsing streams.
+        provider: Provider name for errors raised while parsing answers (empty: the transport's name).
         version: The ``anthropic-version`` header.
         beta: Beta features, sent as the comma-joined ``anthropic-beta`` header (and ``?beta=true``, as
             Anthropic's SDKs do for beta calls).
@@ -354,7 +362,7 @@ class AnthropicWire(WireFormat):
     def __init__(
         self,
         *,
-        provider: str = "anthropic",
+        provider: str = "",
         version: str = "2023-06-01",
         beta: list[str] | tuple[str, ...] = (),
         default_max_tokens: int = 4096,
@@ -441,15 +449,11 @@ class AnthropicWire(WireFormat):
         """Decode a token count."""
         return msgspec.json.decode(body, type=_TokenCount).input_tokens
 
-    def _upstream_error(self, detail: _ErrorDetail) -> ProviderError:
-        status = _ERROR_STATUS.get(detail.type or "", 500)
-        return error_for_status(self.provider, status, {}, detail.message, kind=detail.type)
-
     def parse_chat(self, body: bytes) -> ChatResponse:
         """Decode a Messages answer."""
         msg = _MESSAGE.decode(body)
         if msg.error is not None:
-            raise self._upstream_error(msg.error)
+            raise _upstream_error(self.provider, msg.error)
         if msg.content is None:
             raise MalformedResponse(f"{self.provider}: answer has no content blocks", provider=self.provider)
         texts: list[str] = []
@@ -546,12 +550,7 @@ class AnthropicStreamParser(StreamParser):
     def _add_usage(self, raw: _Usage | None) -> None:
         if raw is None:
             return
-        for field in (
-            "input_tokens",
-            "output_tokens",
-            "cache_creation_input_tokens",
-            "cache_read_input_tokens",
-        ):
+        for field in _COUNTS:
             value = getattr(raw, field)
             if value is not None:
                 setattr(self._raw_usage, field, value)
@@ -584,7 +583,7 @@ class AnthropicStreamParser(StreamParser):
         elif kind == "message_stop":
             self.done = True
         elif kind == "error":
-            raise self._wire._upstream_error(ev.error or _ErrorDetail(message="stream error"))
+            raise _upstream_error(self._wire.provider, ev.error or _ErrorDetail(message="stream error"))
         return []
 
     def _start(self, index: int, block: _Block) -> list[ChatChunk]:

@@ -266,6 +266,11 @@ class WireFormat(ABC):
     def parse_error(self, body: bytes) -> tuple[str, str | None, str | None]:
         """Return ``(message, code, kind)`` from an error body (best effort, never raises)."""
 
+    def to_error(self, provider: str, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        """Map an error answer onto the error tree (override for API-specific signals in the body)."""
+        message, code, kind = self.parse_error(body)
+        return error_for_status(provider, status, headers, message, code=code, kind=kind)
+
     def completion_path(self, model: str) -> str:
         """Path of a legacy text-completion request (only where ``has_completions``)."""
         raise NotImplementedError
@@ -331,8 +336,7 @@ class HttpProvider(Provider):
         """Build this provider's wire format from ``self.config`` and ``self.options``."""
 
     def _fail(self, raw: RawResponse) -> ProviderError:
-        message, code, kind = self.wire.parse_error(raw.body)
-        return error_for_status(self.name, raw.status, raw.headers, message, code=code, kind=kind)
+        return self.wire.to_error(self.name, raw.status, raw.headers, raw.body)
 
     def _malformed(self, exc: Exception) -> MalformedResponse:
         return MalformedResponse(

@@ -12,7 +12,7 @@ requests and the one answer is delivered as a stream.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from typing_extensions import override
 
-from podium.errors import ConfigError, RequestError
+from podium.errors import ConfigError, ProviderError, RequestError
 from podium.providers.base import HttpProvider, ProviderConfig, StreamParser, WireFormat
 from podium.types import (
     ChatChunk,
@@ -201,6 +201,10 @@ class ComposedWire(WireFormat):
     @override
     def parse_error(self, body: bytes) -> tuple[str, str | None, str | None]:
         return self.resp.parse_error(body)
+
+    @override
+    def to_error(self, provider: str, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        return self.resp.to_error(provider, status, headers, body)
 
     @override
     def completion_path(self, model: str) -> str:

@@ -27,7 +27,7 @@ from podium.errors import (
     ProviderTimeout,
     RequestError,
 )
-from podium.providers._http import RawResponse, error_for_status
+from podium.providers._http import error_for_status
 from podium.providers.base import HttpProvider, StreamParser, WireFormat, new_id
 from podium.types import (
     ChatChunk,
@@ -50,21 +50,9 @@ from podium.types import (
 # the real one, so we send the value Google documents for history it did not produce (base64 of
 # "skip_thought_signature_validator"); older models ignore it.
 _SKIP_SIGNATURE = base64.b64encode(b"skip_thought_signature_validator").decode()
-_FILTERED = frozenset(
-    {
-        "SAFETY",
-        "RECITATION",
-        "BLOCKLIST",
-        "PROHIBITED_CONTENT",
-        "SPII",
-        "MODEL_ARMOR",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-        "IMAGE_RECITATION",
-    }
-)
+_FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "MODEL_ARMOR"})
+_FILTERED |= {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"}
 _TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
-_MAX_MODEL_PAGES = 20
 
 
 # --- upstream payloads (unknown fields are ignored)
@@ -107,7 +95,6 @@ class _PromptFeedback(msgspec.Struct, rename="camel"):
 
 
 class _ErrorDetail(msgspec.Struct, rename="camel"):
-    type: str = msgspec.field(name="@type", default="")
     reason: str | None = None
     retry_delay: str | None = None
 
@@ -146,9 +133,8 @@ class _Model(msgspec.Struct):
     name: str
 
 
-class _ModelList(msgspec.Struct, rename="camel"):
+class _ModelList(msgspec.Struct):
     models: list[_Model] = []
-    next_page_token: str | None = None
 
 
 class _TokenCount(msgspec.Struct, rename="camel"):
@@ -518,8 +504,11 @@ class GoogleWire(WireFormat):
         return EmbedResponse(embeddings=[v.values for v in vectors], usage=_usage(resp.usage_metadata))
 
     def models_path(self) -> str | None:
-        """``/models`` on the Gemini API; Vertex AI lists publisher models elsewhere (not per project)."""
-        return None if self.vertex else "/models"
+        """``/models`` on the Gemini API (one page of up to 1000, the most it allows: all of them today).
+
+        Vertex AI lists publisher models elsewhere than under a project, so it has none here.
+        """
+        return None if self.vertex else "/models?pageSize=1000"
 
     def parse_models(self, body: bytes) -> list[str]:
         """Model ids without the ``models/`` prefix."""
@@ -625,9 +614,6 @@ class GoogleProvider(HttpProvider):
         vertex = "/publishers/" in urllib.parse.urlsplit(base).path if opts.vertex is None else opts.vertex
         return GoogleWire(auth=opts.auth, safety_settings=opts.safety_settings, vertex=vertex, name=self.name)
 
-    def _fail(self, raw: RawResponse) -> ProviderError:
-        return self.wire.to_error(self.name, raw.status, raw.headers, raw.body)
-
     async def count_tokens(self, request: ChatRequest, ctx: CallContext | None = None) -> int:
         """Count the prompt tokens of a chat request with ``:countTokens``."""
         model = self.resolve_model(request.model)
@@ -637,27 +623,3 @@ class GoogleProvider(HttpProvider):
             return msgspec.json.decode(body, type=_TokenCount).total_tokens
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise self._malformed(exc) from exc
-
-    async def list_models(self) -> list[str]:
-        """List the Gemini API's models, following pages (Vertex AI: the configured models)."""
-        path = self.wire.models_path()
-        if path is None:
-            return await super().list_models()
-        names: list[str] = []
-        token: str | None = None
-        seen: set[str] = set()
-        for _ in range(_MAX_MODEL_PAGES):
-            params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
-            raw = await self.http.request("GET", path, params=params)
-            if raw.status >= 400:
-                raise self._fail(raw)
-            try:
-                page = msgspec.json.decode(raw.body, type=_ModelList)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise self._malformed(exc) from exc
-            names += [m.name.removeprefix("models/") for m in page.models]
-            token = page.next_page_token
-            if not token or token in seen:
-                break
-            seen.add(token)
-        return list(dict.fromkeys(names))

@@ -413,9 +413,9 @@ class OllamaProvider(HttpProvider):
         t0 = time.perf_counter()
         # Sequential on purpose: Ollama queues one model's requests anyway, and parallel ones would only
         # hold more connections and memory on a local machine.
-        parts = [
-            await super().embed(msgspec.structs.replace(request, input=[text]), ctx) for text in request.input
-        ]
+        parts: list[EmbedResponse] = []
+        for text in request.input:  # a loop, not a comprehension: zero-argument super() needs this frame
+            parts.append(await super().embed(msgspec.structs.replace(request, input=[text]), ctx))
         tokens = sum(p.usage.prompt_tokens for p in parts)
         return EmbedResponse(
             embeddings=[p.embeddings[0] for p in parts],

