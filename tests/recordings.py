@@ -40,7 +40,8 @@ def recording_files(provider: str, prefix: str = "") -> list[Path]:
     if folder is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             raise RuntimeError(
-                "recordings not found under CI: set PODIUM_RECORDINGS to the shared/fixtures/recordings folder"
+                "recordings not found under CI: "
+                "set PODIUM_RECORDINGS to the shared/fixtures/recordings folder"
             )
         return []
     return sorted(p for p in (folder / provider).glob(f"{prefix}*.json"))

@@ -127,7 +127,7 @@ class JsonSchema(msgspec.Struct, omit_defaults=True):
 class ResponseFormat(msgspec.Struct, omit_defaults=True):
     """Plain text, any JSON object, or JSON following a schema."""
 
-    type: Literal["text", "json_object", "json_schema"] = "text"
+    type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchema | None = None
 
 

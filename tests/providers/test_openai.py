@@ -16,6 +16,7 @@ from aiohttp import web
 
 from podium.backend import CallContext
 from podium.errors import (
+    ConfigError,
     ContextLengthExceeded,
     MalformedResponse,
     ProviderAuthError,
@@ -26,7 +27,7 @@ from podium.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from podium.providers.base import ProviderConfig
+from podium.providers.base import NoOptions, ProviderConfig
 from podium.providers.openai import OpenAIOptions, OpenAIProvider, OpenAIWire
 from podium.providers.registry import PROVIDERS
 from podium.testing import FakeUpstream
@@ -96,7 +97,8 @@ def delta(**fields: Any) -> dict[str, Any]:
     return {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": fields, "finish_reason": finish}]}
 
 
-USAGE_CHUNK = {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+USAGE = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+USAGE_CHUNK = {"id": "c1", "choices": [], "usage": USAGE}
 
 
 @asynccontextmanager
@@ -115,7 +117,12 @@ async def upstream(
 
 def make(base_url: str, timeout: float = 10.0, **options: Any) -> OpenAIProvider:
     config = ProviderConfig(
-        name="oa", type="openai", base_url=base_url, api_key="sk-test", default_model="gpt-4o-mini", timeout=timeout
+        name="oa",
+        type="openai",
+        base_url=base_url,
+        api_key="sk-test",
+        default_model="gpt-4o-mini",
+        timeout=timeout,
     )
     return OpenAIProvider(config, OpenAIOptions(**options))
 
@@ -127,8 +134,12 @@ async def sent_body(request: ChatRequest, **options: Any) -> dict[str, Any]:
     return body
 
 
-async def collect(provider: OpenAIProvider, request: ChatRequest | None = None) -> list[ChatChunk]:
-    return [c async for c in provider.stream(request or ChatRequest(messages=HI), CallContext())]
+async def collect(provider: OpenAIProvider, into: list[ChatChunk] | None = None) -> list[ChatChunk]:
+    """Read a whole stream; ``into`` keeps the chunks that arrived before an error."""
+    chunks = into if into is not None else []
+    async for chunk in provider.stream(ChatRequest(messages=HI), CallContext()):
+        chunks.append(chunk)
+    return chunks
 
 
 # --- request encoding ---
@@ -136,7 +147,10 @@ async def collect(provider: OpenAIProvider, request: ChatRequest | None = None) 
 
 async def test_body_has_system_prompt_and_sampling_fields_and_no_unset_ones() -> None:
     request = ChatRequest(
-        messages=[Message(role="system", content="Be brief."), Message(role="user", content="Capital of France?")],
+        messages=[
+            Message(role="system", content="Be brief."),
+            Message(role="user", content="Capital of France?"),
+        ],
         model="gpt-4o",
         temperature=0.2,
         top_p=0.9,
@@ -163,7 +177,10 @@ async def test_body_has_system_prompt_and_sampling_fields_and_no_unset_ones() ->
 
 
 async def test_body_uses_default_model_and_multipart_image_content() -> None:
-    parts = [TextPart("What is this?"), ImagePart(ImageURL("data:image/png;base64,iVBORw0KGgo=", detail="low"))]
+    parts: list[TextPart | ImagePart] = [
+        TextPart("What is this?"),
+        ImagePart(ImageURL("data:image/png;base64,iVBORw0KGgo=", detail="low")),
+    ]
     body = await sent_body(ChatRequest(messages=[Message(role="user", content=parts)]))
     assert body["model"] == "gpt-4o-mini"
     assert body["messages"] == [
@@ -171,7 +188,10 @@ async def test_body_uses_default_model_and_multipart_image_content() -> None:
             "role": "user",
             "content": [
                 {"type": "text", "text": "What is this?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"},
+                },
             ],
         }
     ]
@@ -198,7 +218,11 @@ async def test_body_tools_named_tool_choice_and_parallel_flag() -> None:
             "function": {
                 "name": "get_weather",
                 "description": "Weather of a city",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
                 "strict": True,
             },
         }
@@ -208,7 +232,9 @@ async def test_body_tools_named_tool_choice_and_parallel_flag() -> None:
 
 
 async def test_body_string_tool_choice() -> None:
-    body = await sent_body(ChatRequest(messages=HI, tools=[Tool(FunctionDef(name="f"))], tool_choice="required"))
+    body = await sent_body(
+        ChatRequest(messages=HI, tools=[Tool(FunctionDef(name="f"))], tool_choice="required")
+    )
     assert body["tool_choice"] == "required"
     assert body["tools"] == [{"type": "function", "function": {"name": "f"}}]
 
@@ -226,7 +252,11 @@ async def test_body_carries_tool_calls_and_tool_results() -> None:
         {
             "role": "assistant",
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
             ],
         },
         {"role": "tool", "content": '{"temp": 21}', "tool_call_id": "call_1"},
@@ -234,7 +264,9 @@ async def test_body_carries_tool_calls_and_tool_results() -> None:
 
 
 async def test_body_response_formats_keep_their_type() -> None:
-    schema = JsonSchema(name="city", schema_={"type": "object", "properties": {"name": {"type": "string"}}}, strict=True)
+    schema = JsonSchema(
+        name="city", schema_={"type": "object", "properties": {"name": {"type": "string"}}}, strict=True
+    )
     body = await sent_body(ChatRequest(messages=HI, response_format=ResponseFormat("json_schema", schema)))
     assert body["response_format"] == {
         "type": "json_schema",
@@ -244,13 +276,15 @@ async def test_body_response_formats_keep_their_type() -> None:
             "strict": True,
         },
     }
-    body = await sent_body(ChatRequest(messages=HI, response_format=ResponseFormat()))
+    body = await sent_body(ChatRequest(messages=HI, response_format=ResponseFormat(type="text")))
     assert body["response_format"] == {"type": "text"}
 
 
 async def test_extra_is_merged_last() -> None:
     body = await sent_body(
-        ChatRequest(messages=HI, max_tokens=10, extra={"max_tokens": None, "max_completion_tokens": 99, "n": 1})
+        ChatRequest(
+            messages=HI, max_tokens=10, extra={"max_tokens": None, "max_completion_tokens": 99, "n": 1}
+        )
     )
     assert body["max_tokens"] is None
     assert body["max_completion_tokens"] == 99
@@ -284,7 +318,11 @@ async def test_azure_key_header_and_api_version_on_every_endpoint() -> None:
     base = "/openai/deployments/gpt-4o"
     up.route("POST", f"{base}/chat/completions", answer(CHAT_OK))
     up.route("POST", f"{base}/embeddings", answer({"data": [{"index": 0, "embedding": [0.5]}], "model": "e"}))
-    up.route("POST", f"{base}/completions", answer({"id": "c", "choices": [{"text": "ok", "finish_reason": "stop"}]}))
+    up.route(
+        "POST",
+        f"{base}/completions",
+        answer({"id": "c", "choices": [{"text": "ok", "finish_reason": "stop"}]}),
+    )
     up.route("GET", f"{base}/models", answer({"data": [{"id": "gpt-4o"}]}))
     async with up:
         provider = make(up.url + base, api_key_header="api-key", query_params={"api-version": "2024-10-21"})
@@ -318,7 +356,9 @@ async def test_custom_paths_and_no_model_listing() -> None:
 
 
 def test_options_accept_camel_case_and_reject_unknown_keys() -> None:
-    opts = OpenAIOptions.model_validate({"apiKeyHeader": "api-key", "queryParams": {"a": "b"}, "streamUsage": False})
+    opts = OpenAIOptions.model_validate(
+        {"apiKeyHeader": "api-key", "queryParams": {"a": "b"}, "streamUsage": False}
+    )
     assert (opts.api_key_header, opts.query_params, opts.stream_usage) == ("api-key", {"a": "b"}, False)
     with pytest.raises(ValueError, match="extra"):
         OpenAIOptions.model_validate({"chatPth": "/x"})
@@ -328,6 +368,10 @@ def test_options_accept_camel_case_and_reject_unknown_keys() -> None:
 
 def test_registry_builds_the_openai_type_and_wire_is_reusable() -> None:
     assert PROVIDERS.get("openai") is OpenAIProvider
+    config = ProviderConfig(name="x", type="openai")
+    assert OpenAIProvider(config).http.base_url == "https://api.openai.com/v1"
+    with pytest.raises(ConfigError):
+        OpenAIProvider(config, NoOptions())
     wire = OpenAIWire(OpenAIOptions(chat_path="/v2/chat", api_key_header="x-key", query_params={"v": "1"}))
     assert wire.auth_headers("k") == {"x-key": "k"}
     assert wire.chat_path("m", False) == ("/v2/chat", {"v": "1"})
@@ -351,10 +395,19 @@ async def test_chat_answer_content_usage_ids_and_model() -> None:
     }
     async with upstream(answer(payload)) as (_, provider):
         resp = await provider.chat(ChatRequest(messages=HI), CallContext())
-    assert (resp.content, resp.finish_reason, resp.raw_id, resp.id) == ("Paris.", "stop", "chatcmpl-1", "chatcmpl-1")
+    assert (resp.content, resp.finish_reason, resp.raw_id, resp.id) == (
+        "Paris.",
+        "stop",
+        "chatcmpl-1",
+        "chatcmpl-1",
+    )
     assert resp.model == "gpt-4o-mini-2024-07-18"
     assert resp.provider == "oa"
-    assert (resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens) == (2000, 300, 2300)
+    assert (resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens) == (
+        2000,
+        300,
+        2300,
+    )
     assert (resp.usage.cached_tokens, resp.usage.reasoning_tokens) == (1920, 256)
     assert resp.latency_ms > 0
 
@@ -367,7 +420,10 @@ async def test_tool_calls_without_ids_get_unique_ids() -> None:
     payload = {"choices": [{"message": {"role": "assistant", "tool_calls": calls}, "finish_reason": "stop"}]}
     async with upstream(answer(payload)) as (_, provider):
         resp = await provider.chat(ChatRequest(messages=HI), CallContext())
-    assert [(c.function.name, c.parsed_arguments()) for c in resp.tool_calls] == [("a", {"x": 1}), ("b", {"y": 2})]
+    assert [(c.function.name, c.parsed_arguments()) for c in resp.tool_calls] == [
+        ("a", {"x": 1}),
+        ("b", {"y": 2}),
+    ]
     assert len({c.id for c in resp.tool_calls}) == 2
     assert all(c.id for c in resp.tool_calls)
     assert resp.finish_reason == "tool_calls"  # a host that says "stop" while calling tools
@@ -397,7 +453,10 @@ async def test_finish_reasons_are_normalised(raw: str | None, expected: str) -> 
 
 async def test_legacy_function_call_becomes_a_tool_call() -> None:
     message = {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": '{"a": 1}'}}
-    async with upstream(answer({"choices": [{"message": message, "finish_reason": "function_call"}]})) as (_, p):
+    async with upstream(answer({"choices": [{"message": message, "finish_reason": "function_call"}]})) as (
+        _,
+        p,
+    ):
         resp = await p.chat(ChatRequest(messages=HI), CallContext())
     assert [(c.function.name, c.parsed_arguments()) for c in resp.tool_calls] == [("f", {"a": 1})]
     assert resp.finish_reason == "tool_calls"
@@ -409,7 +468,12 @@ async def test_legacy_function_call_becomes_a_tool_call() -> None:
         ({"content": "4", "reasoning_content": "2+2"}, "4", "2+2"),  # DeepSeek, Z.ai
         ({"content": "4", "reasoning": "adding"}, "4", "adding"),  # OpenRouter, Groq, Ollama
         (
-            {"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]}, {"type": "text", "text": "4"}]},
+            {
+                "content": [
+                    {"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]},
+                    {"type": "text", "text": "4"},
+                ]
+            },
             "4",
             "hm",
         ),  # Mistral Magistral
@@ -440,7 +504,10 @@ async def test_cached_tokens_spellings_and_missing_total(usage: dict[str, int], 
 
 async def test_refusal_is_reported_in_metadata() -> None:
     message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
-    async with upstream(answer({"choices": [{"message": message, "finish_reason": "stop"}]})) as (_, provider):
+    async with upstream(answer({"choices": [{"message": message, "finish_reason": "stop"}]})) as (
+        _,
+        provider,
+    ):
         resp = await provider.chat(ChatRequest(messages=HI), CallContext())
     assert resp.metadata == {"refusal": "I can't help with that."}
 
@@ -476,33 +543,32 @@ async def test_error_inside_http_200_answer_is_mapped() -> None:
 # --- HTTP errors ---
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "error", "fragment"),
-    [
-        (401, {"error": {"message": "Incorrect API key", "type": "invalid_request_error", "code": "invalid_api_key"}},
-         ProviderAuthError, "Incorrect API key"),
-        (403, {"error": {"message": "Country not supported", "code": "unsupported_country_region_territory"}},
-         ProviderAuthError, "Country not supported"),
-        (404, {"error": {"message": "The model `x` does not exist", "code": "model_not_found"}},
-         ProviderNotFound, "does not exist"),
-        (400, {"error": {"message": "This model's maximum context length is 8192 tokens.",
-                         "type": "invalid_request_error", "code": "context_length_exceeded"}},
-         ContextLengthExceeded, "maximum context length"),
-        (400, {"error": {"message": "Invalid 'messages[0].role'", "param": "messages", "code": None}},
-         ProviderBadRequest, "Invalid"),
-        (400, {"error": {"message": "The response was filtered", "code": "content_filter"}},  # Azure
-         ProviderBadRequest, "filtered"),
-        (402, {"error": {"message": "Insufficient credits", "code": 402}}, ProviderBadRequest, "credits"),  # OpenRouter
-        (422, {"detail": [{"loc": ["body", "model"], "msg": "field required"}]}, ProviderBadRequest, "field required"),
-        (400, {"detail": "Model nonexistent is not supported."}, ProviderBadRequest, "not supported"),  # Voyage
-        (400, {"error": "Model not loaded"}, ProviderBadRequest, "Model not loaded"),  # LM Studio
-        (500, {"error": {"message": "The server had an error", "type": "server_error"}},
-         ProviderUnavailable, "server had an error"),
-        (502, "<html>Bad Gateway</html>", ProviderUnavailable, "Bad Gateway"),
-        (503, {"error": {"message": "Service Unavailable", "code": 503}}, ProviderUnavailable, "Service Unavailable"),
-    ],
-)  # fmt: skip
-async def test_http_errors_are_mapped(status: int, body: Any, error: type[ProviderError], fragment: str) -> None:
+def err(message: str, **fields: Any) -> dict[str, Any]:
+    return {"error": {"message": message, **fields}}
+
+
+HTTP_ERRORS = [
+    (401, err("Incorrect API key", code="invalid_api_key"), ProviderAuthError, "Incorrect API key"),
+    (403, err("Country not supported", code="unsupported_country"), ProviderAuthError, "Country not"),
+    (404, err("The model `x` does not exist", code="model_not_found"), ProviderNotFound, "does not exist"),
+    (400, err("This model's maximum context length is 8192 tokens.", code="context_length_exceeded"),
+     ContextLengthExceeded, "maximum context length"),
+    (400, err("Invalid 'messages[0].role'", param="messages", code=None), ProviderBadRequest, "Invalid"),
+    (400, err("The response was filtered", code="content_filter"), ProviderBadRequest, "filtered"),  # Azure
+    (402, err("Insufficient credits", code=402), ProviderBadRequest, "Insufficient credits"),  # OpenRouter
+    (422, {"detail": [{"loc": ["body"], "msg": "field required"}]}, ProviderBadRequest, "field required"),
+    (400, {"detail": "Model nonexistent is not supported."}, ProviderBadRequest, "not supported"),  # Voyage
+    (400, {"error": "Model not loaded"}, ProviderBadRequest, "Model not loaded"),  # LM Studio
+    (500, err("The server had an error", type="server_error"), ProviderUnavailable, "server had an error"),
+    (502, "<html>Bad Gateway</html>", ProviderUnavailable, "Bad Gateway"),
+    (503, err("Service Unavailable", code=503), ProviderUnavailable, "Service Unavailable"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "body", "error", "fragment"), HTTP_ERRORS)
+async def test_http_errors_are_mapped(
+    status: int, body: Any, error: type[ProviderError], fragment: str
+) -> None:
     async with upstream(answer(body, status)) as (_, provider):
         with pytest.raises(ProviderError) as info:
             await provider.chat(ChatRequest(messages=HI), CallContext())
@@ -544,11 +610,10 @@ async def test_stream_idle_timeout() -> None:
         return resp
 
     async with upstream(stalls, timeout=0.3) as (_, provider):
-        got: list[str] = []
+        got: list[ChatChunk] = []
         with pytest.raises(ProviderTimeout):
-            async for chunk in provider.stream(ChatRequest(messages=HI), CallContext()):
-                got.append(chunk.delta)
-    assert got == ["Hel"]
+            await collect(provider, got)
+    assert [c.delta for c in got] == ["Hel"]
 
 
 async def test_connection_refused() -> None:
@@ -573,7 +638,7 @@ async def test_stream_text_reasoning_finish_and_usage() -> None:
         delta(content="Hel"),
         delta(content="lo"),
         delta(finish_reason="stop"),
-        {**USAGE_CHUNK, "usage": {**USAGE_CHUNK["usage"], "prompt_tokens_details": {"cached_tokens": 2}}},
+        {**USAGE_CHUNK, "usage": {**USAGE, "prompt_tokens_details": {"cached_tokens": 2}}},
     ]
     async with upstream(sse(*events)) as (_, provider):
         chunks = await collect(provider)
@@ -589,7 +654,11 @@ async def test_stream_text_reasoning_finish_and_usage() -> None:
 
 async def test_stream_tool_call_fragments() -> None:
     events = [
-        delta(tool_calls=[{"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}]),
+        delta(
+            tool_calls=[
+                {"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}
+            ]
+        ),
         delta(tool_calls=[{"index": 0, "function": {"arguments": '{"x":'}}]),
         delta(tool_calls=[{"index": 0, "function": {"arguments": " 1}"}}]),
         # a host that omits the id and repeats the name in every fragment
@@ -623,6 +692,23 @@ async def test_stream_tool_calls_without_index() -> None:
     assert [c.finish_reason for c in chunks if c.finish_reason] == ["tool_calls"]
 
 
+async def test_stream_parallel_calls_sharing_an_index_are_kept_apart() -> None:
+    call = {"index": 0, "type": "function"}
+    events = [
+        delta(tool_calls=[{**call, "id": "c1", "function": {"name": "w", "arguments": '{"city": "Oslo"}'}}]),
+        delta(tool_calls=[{**call, "id": "c2", "function": {"name": "w", "arguments": '{"city": "Rome"}'}}]),
+        delta(finish_reason="tool_calls"),
+        USAGE_CHUNK,
+    ]
+    async with upstream(sse(*events)) as (_, provider):
+        chunks = await collect(provider)
+    deltas = [d for c in chunks for d in c.tool_calls or []]
+    assert [(d.index, d.id, json.loads(d.arguments)) for d in deltas] == [
+        (0, "c1", {"city": "Oslo"}),
+        (1, "c2", {"city": "Rome"}),
+    ]
+
+
 async def test_stream_without_finish_reason_finishes_at_done() -> None:
     async with upstream(sse(delta(content="4"), USAGE_CHUNK)) as (_, provider):  # Snowflake
         chunks = await collect(provider)
@@ -642,18 +728,20 @@ async def test_groq_usage_and_single_finish_reason() -> None:
 async def test_openrouter_comments_and_in_stream_error() -> None:
     error = {"id": "gen-1", "error": {"code": 502, "message": "Upstream died"}, "choices": []}
     async with upstream(sse(": OPENROUTER PROCESSING", delta(content="Hi"), error)) as (_, provider):
-        got: list[str] = []
+        got: list[ChatChunk] = []
         with pytest.raises(ProviderUnavailable) as info:
-            async for chunk in provider.stream(ChatRequest(messages=HI), CallContext()):
-                got.append(chunk.delta)
-    assert got == ["Hi"]
+            await collect(provider, got)
+    assert [c.delta for c in got] == ["Hi"]
     assert "Upstream died" in info.value.message
     assert info.value.provider == "oa"
 
 
 async def test_groq_error_event() -> None:
     err = {"error": {"message": "Tool call validation failed", "code": "tool_use_failed", "status_code": 400}}
-    async with upstream(sse(delta(content="x"), f"event: error\ndata: {json.dumps(err)}", done=False)) as (_, p):
+    async with upstream(sse(delta(content="x"), f"event: error\ndata: {json.dumps(err)}", done=False)) as (
+        _,
+        p,
+    ):
         with pytest.raises(ProviderBadRequest, match="Tool call validation failed"):
             await collect(p)
 
@@ -677,7 +765,9 @@ async def test_truncated_stream_is_malformed() -> None:
 
 
 async def test_stream_cut_inside_an_event_is_malformed() -> None:
-    async with upstream(sse(delta(content="Hel"), b'data: {"id": "c1", "choices": [{"delta": {"cont', done=False)) as (
+    async with upstream(
+        sse(delta(content="Hel"), b'data: {"id": "c1", "choices": [{"delta": {"cont', done=False)
+    ) as (
         _,
         provider,
     ):
@@ -686,7 +776,10 @@ async def test_stream_cut_inside_an_event_is_malformed() -> None:
 
 
 async def test_stream_complete_without_done_after_finish_and_usage() -> None:
-    async with upstream(sse(delta(content="Hi"), delta(finish_reason="length"), USAGE_CHUNK, done=False)) as (_, p):
+    async with upstream(sse(delta(content="Hi"), delta(finish_reason="length"), USAGE_CHUNK, done=False)) as (
+        _,
+        p,
+    ):
         chunks = await collect(p)
     assert "".join(c.delta for c in chunks) == "Hi"
     assert [c.finish_reason for c in chunks if c.finish_reason] == ["length"]
@@ -716,7 +809,10 @@ async def test_embeddings_body_order_and_base64() -> None:
         "data": [{"index": 1, "embedding": b64([0.5, -0.25])}, {"index": 0, "embedding": [1.0, 2.0]}],
         "usage": {"prompt_tokens": 4, "total_tokens": 4},
     }
-    async with upstream(answer(payload), path="/v1/embeddings", embedding_model="text-embedding-3-small") as (up, p):
+    async with upstream(answer(payload), path="/v1/embeddings", embedding_model="text-embedding-3-small") as (
+        up,
+        p,
+    ):
         resp = await p.embed(EmbedRequest(input=["a", "b"], dimensions=2, user="u"), CallContext())
     assert up.requests[0].body == {
         "model": "text-embedding-3-small",
@@ -761,15 +857,31 @@ async def test_legacy_completion() -> None:
     }
     async with upstream(answer(payload), path="/v1/completions") as (up, provider):
         resp = await provider.complete(
-            CompletionRequest(prompt="Hello", model="davinci-002", max_tokens=1, stop=["."], extra={"echo": True}),
+            CompletionRequest(
+                prompt="Hello", model="davinci-002", max_tokens=1, stop=["."], extra={"echo": True}
+            ),
             CallContext(),
         )
-    assert up.requests[0].body == {"model": "davinci-002", "prompt": "Hello", "max_tokens": 1, "stop": ["."], "echo": True}
-    assert (resp.text, resp.finish_reason, resp.raw_id, resp.usage.total_tokens) == (" world", "length", "cmpl-1", 2)
+    assert up.requests[0].body == {
+        "model": "davinci-002",
+        "prompt": "Hello",
+        "max_tokens": 1,
+        "stop": ["."],
+        "echo": True,
+    }
+    assert (resp.text, resp.finish_reason, resp.raw_id, resp.usage.total_tokens) == (
+        " world",
+        "length",
+        "cmpl-1",
+        2,
+    )
 
 
 async def test_models_and_check() -> None:
-    payload = {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}, {"id": "o3-mini", "object": "model"}]}
+    payload = {
+        "object": "list",
+        "data": [{"id": "gpt-4o", "object": "model"}, {"id": "o3-mini", "object": "model"}],
+    }
     async with upstream(answer(payload), path="/v1/models", method="GET") as (_, provider):
         assert await provider.list_models() == ["gpt-4o", "o3-mini"]
         result = await provider.check()

@@ -291,11 +291,13 @@ async def replay(rec: dict[str, Any], stem: str, provider: OpenAIProvider) -> No
     headers = rec["response"].get("headers") or {}
     ctx = CallContext()
     if status >= 400:
+        call = (
+            provider.embed(EmbedRequest(input=["hello"], model=body["model"]), ctx)
+            if endpoint == "/embeddings"
+            else provider.chat(chat_request(body), ctx)
+        )
         with pytest.raises(ProviderError) as info:
-            if endpoint == "/embeddings":
-                await provider.embed(EmbedRequest(input=["hello"], model=body["model"]), ctx)
-            else:
-                await provider.chat(chat_request(body), ctx)
+            await call
         assert_error(info.value, status, ref_error_message(answer), headers)
     elif endpoint == "/embeddings":
         await replay_embed(body, answer, stem, provider)
@@ -351,13 +353,11 @@ async def replay_stream(body: dict[str, Any], text: str, provider: OpenAIProvide
         code = err.get("status_code") or err.get("code")
         status = code if isinstance(code, int) else 502
         with pytest.raises(ProviderError) as info:
-            async for chunk in provider.stream(chat_request(body), CallContext()):
-                chunks.append(chunk)
+            await drain(provider, chat_request(body), chunks)
         assert_error(info.value, status, err["message"], {})
         assert "".join(c.delta for c in chunks) == expected["text"]
         return
-    async for chunk in provider.stream(chat_request(body), CallContext()):
-        chunks.append(chunk)
+    await drain(provider, chat_request(body), chunks)
     assert "".join(c.delta for c in chunks) == expected["text"]
     assert "".join(c.reasoning or "" for c in chunks) == expected["reasoning"]
     tools: dict[int, dict[str, Any]] = {}
@@ -378,6 +378,12 @@ async def replay_stream(body: dict[str, Any], text: str, provider: OpenAIProvide
     usage = (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens)
     assert usage == ref_usage(expected["usage"])
     assert all(c.provider == "rec" for c in chunks)
+
+
+async def drain(provider: OpenAIProvider, request: ChatRequest, into: list[ChatChunk]) -> None:
+    """Read a whole stream into ``into`` (which keeps what arrived before an error)."""
+    async for chunk in provider.stream(request, CallContext()):
+        into.append(chunk)
 
 
 async def replay_embed(

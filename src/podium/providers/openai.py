@@ -252,23 +252,19 @@ def _usage(u: _Usage | None) -> Usage:
     )
 
 
-def _split_content(content: str | list[_Part] | None) -> tuple[str | None, str | None]:
-    """Return ``(text, thinking)`` from a content string or a list of text/thinking parts."""
-    if content is None or isinstance(content, str):
-        return content, None
-    text: list[str] = []
-    thinking: list[str] = []
-    for part in content:
-        if part.type == "text" and part.text:
-            text.append(part.text)
-        elif part.type == "thinking" and part.thinking:
-            inner = part.thinking
-            thinking.append(inner if isinstance(inner, str) else "".join(p.text or "" for p in inner))
-    return "".join(text), ("".join(thinking) or None)
-
-
-def _reasoning(message: _Message, thinking: str | None) -> str | None:
-    return message.reasoning_content or message.reasoning or thinking or None
+def _text_and_reasoning(message: _Message) -> tuple[str | None, str | None]:
+    """Return the text and the reasoning of a message or delta (content may be Mistral's parts)."""
+    if not isinstance(message.content, list):
+        text = message.content
+        thinking = ""
+    else:
+        text = "".join(p.text or "" for p in message.content if p.type == "text")
+        thinking = "".join(
+            p.thinking if isinstance(p.thinking, str) else "".join(t.text or "" for t in p.thinking or [])
+            for p in message.content
+            if p.type == "thinking"
+        )
+    return text, message.reasoning_content or message.reasoning or thinking or None
 
 
 def _arguments(value: str | dict[str, Any] | None) -> str:
@@ -396,23 +392,17 @@ class OpenAIWire(WireFormat):
             raise MalformedResponse(f"{self.provider}: chat answer has no choices", provider=self.provider)
         choice = data.choices[0]
         message = choice.message
-        text, thinking = _split_content(message.content)
+        text, reasoning = _text_and_reasoning(message)
+        raw_calls = list(message.tool_calls or [])
+        if message.function_call is not None and message.function_call.name:  # Snowflake sends an empty one
+            raw_calls.append(_ToolCall(function=message.function_call))
         calls = [
             ToolCall(
-                id=tc.id or new_id("call"),
-                function=FunctionCall(
-                    name=tc.function.name or "", arguments=_arguments(tc.function.arguments) or "{}"
-                ),
+                tc.id or new_id("call"),
+                FunctionCall(tc.function.name or "", _arguments(tc.function.arguments) or "{}"),
             )
-            for tc in message.tool_calls or []
+            for tc in raw_calls
         ]
-        if message.function_call is not None and message.function_call.name:  # Snowflake sends an empty one
-            fc = message.function_call
-            calls.append(
-                ToolCall(
-                    id=new_id("call"), function=FunctionCall(fc.name or "", _arguments(fc.arguments) or "{}")
-                )
-            )
         return ChatResponse(
             id=data.id or new_id(),
             content=text,
@@ -421,7 +411,7 @@ class OpenAIWire(WireFormat):
             usage=_usage(data.usage),
             model=data.model or "",
             raw_id=data.id or None,
-            reasoning=_reasoning(message, thinking),
+            reasoning=reasoning,
             metadata={"refusal": message.refusal} if message.refusal else {},
         )
 
@@ -518,7 +508,8 @@ class OpenAIStreamParser(StreamParser):
     def __init__(self, wire: OpenAIWire) -> None:
         super().__init__()
         self._wire = wire
-        self._started: set[int] = set()
+        self._ids: dict[int, str] = {}  # tool call index -> its id
+        self._remap: dict[int, int] = {}  # upstream index -> our index, where a host reused one
         self._last_index = 0
         self._finished = False
 
@@ -536,7 +527,7 @@ class OpenAIStreamParser(StreamParser):
         if event == "error":
             raise self._event_error(text)
         chunk = msgspec.json.decode(text, type=_Chunk)
-        if False:
+        if chunk.error is not None:
             raise self._wire.embedded_error(chunk.error)
         self.response_id = self.response_id or chunk.id or None
         self.model = self.model or chunk.model or None
@@ -553,12 +544,11 @@ class OpenAIStreamParser(StreamParser):
 
     def _choice(self, choice: _ChunkChoice) -> list[ChatChunk]:
         delta = choice.delta
-        text, thinking = _split_content(delta.content)
+        text, reasoning = _text_and_reasoning(delta)
         calls = [self._tool_delta(tc) for tc in delta.tool_calls or []]
         if delta.function_call is not None and (delta.function_call.name or delta.function_call.arguments):
             calls.append(self._tool_delta(_ToolCall(function=delta.function_call, index=0)))
         out: list[ChatChunk] = []
-        reasoning = _reasoning(delta, thinking)
         if text or reasoning or calls:
             out.append(ChatChunk(delta=text or "", reasoning=reasoning, tool_calls=calls or None))
         if choice.finish_reason and not self._finished:
@@ -566,20 +556,25 @@ class OpenAIStreamParser(StreamParser):
         return out
 
     def _tool_delta(self, tc: _ToolCall) -> ToolCallDelta:
-        index = tc.index
-        if index is None:  # hosts that omit the index: a named fragment starts the next call
-            index = len(self._started) if (tc.function.name and self._started) else self._last_index
-        self._last_index = index
+        fresh = max(self._ids, default=-1) + 1
+        upstream = tc.index
+        if upstream is None:  # hosts that omit the index: a named fragment starts the next call
+            upstream = fresh if (tc.function.name or tc.id) and self._ids else self._last_index
+        self._last_index = upstream
+        index = self._remap.get(upstream, upstream)
+        if tc.id and index in self._ids and tc.id != self._ids[index]:
+            # Gateways in front of Gemini give parallel calls one index; a new id means a new call.
+            index = self._remap[upstream] = fresh
         args = _arguments(tc.function.arguments)
-        if index in self._started:
+        if index in self._ids:
             # Repeated ids and names would be concatenated by consumers: only the first fragment names.
             return ToolCallDelta(index=index, arguments=args)
-        self._started.add(index)
-        return ToolCallDelta(index=index, id=tc.id or new_id("call"), name=tc.function.name, arguments=args)
+        self._ids[index] = tc.id or new_id("call")
+        return ToolCallDelta(index=index, id=self._ids[index], name=tc.function.name, arguments=args)
 
     def _finish_chunk(self, raw: str | None) -> ChatChunk:
         self._finished = True
-        return ChatChunk(finish_reason=_finish(raw, bool(self._started)))
+        return ChatChunk(finish_reason=_finish(raw, bool(self._ids)))
 
     def _event_error(self, text: str) -> ProviderError:
         try:
