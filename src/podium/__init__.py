@@ -22,9 +22,12 @@ from podium.errors import (
     ProviderUnavailable,
     RateLimitExceeded,
     RequestError,
+    ShuttingDown,
 )
 from podium.orchestrator import Orchestrator
+from podium.provider_info import ModelInfo, ProviderInfo
 from podium.routing.retry import RetryPolicy
+from podium.settings import Settings
 from podium.types import (
     ChatChunk,
     ChatRequest,
@@ -57,6 +60,7 @@ __all__ = [
     "EmbedResponse",
     "MalformedResponse",
     "Message",
+    "ModelInfo",
     "ModelNotFound",
     "NoHealthyProviders",
     "NotFound",
@@ -66,6 +70,7 @@ __all__ = [
     "ProviderAuthError",
     "ProviderBadRequest",
     "ProviderError",
+    "ProviderInfo",
     "ProviderNotFound",
     "ProviderRateLimited",
     "ProviderTimeout",
@@ -73,6 +78,8 @@ __all__ = [
     "RateLimitExceeded",
     "RequestError",
     "RetryPolicy",
+    "Settings",
+    "ShuttingDown",
     "Tool",
     "ToolCall",
     "Usage",

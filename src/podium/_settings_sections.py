@@ -279,6 +279,9 @@ class StorageSettings(Section):
     batch_size: int = Field(default=500, ge=1, description="Records written per transaction.")
     flush_interval: float = Field(default=1.0, gt=0, description="Seconds between flushes.")
     store_bodies: bool = Field(default=False, description="Keep prompts and answers, not only metadata.")
+    store_history: bool = Field(
+        default=True, description="Keep the conversation history of requests that name a user."
+    )
 
     @field_validator("database_url")
     @classmethod

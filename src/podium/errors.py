@@ -24,6 +24,7 @@ two routing flags: ``retryable`` (the same call may succeed if tried again later
     │   ├── ContextLengthExceeded        400  failover (another model may have a larger window)
     │   └── MalformedResponse            502  retryable, failover: truncated or invalid body
     ├── NoHealthyProviders               503  no candidate provider to try (``retry_after``)
+    ├── ShuttingDown                     503  the instance is draining before it stops; retry elsewhere
     └── AllProvidersFailed               502  every attempt failed (``attempts``)
 """
 
@@ -281,6 +282,15 @@ class NoHealthyProviders(PodiumError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ShuttingDown(PodiumError):
+    """The instance is finishing its requests before it stops; send new ones to another replica."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "shutting_down"
+    retryable = True
 
 
 @dataclass(frozen=True, slots=True)

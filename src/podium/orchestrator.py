@@ -1,28 +1,47 @@
 """The ``Orchestrator``: podium's Python API.
 
 It owns each tenant's providers and one router per tenant, turns friendly keyword arguments into
-canonical requests, and hands them down the request stack (``Router`` -> provider adapter).
+canonical requests, and hands them down the request stack (``Recorded`` -> ``Router`` -> provider
+adapter). Built from ``Settings`` and started, it also persists: providers created at run time go to
+the encrypted configuration directory, every request to the request log and the audit trail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-import msgspec
-from pydantic import SecretStr, ValidationError
-from pydantic.alias_generators import to_snake
-
-from podium.backend import CallContext
-from podium.errors import Conflict, NotFound, RequestError
+from podium import data_transfer
+from podium._durable import Durable
+from podium._inflight import InFlight
+from podium._provider_factory import build_provider, current_settings, normalise
+from podium._provider_records import join_settings, split_settings
+from podium._requests import build_chat_request, chat_request_from
+from podium.backend import Backend, CallContext
+from podium.config.manager import ConfigManager
+from podium.config.store import ProviderRecord
+from podium.config.templates import TemplateRegistry
+from podium.config.validators import ValidatorRegistry
+from podium.errors import ConfigError, Conflict, NotFound, PodiumError, RequestError
+from podium.events import ConfigEvent, EventBus
 from podium.health.stats import Statistics, StatsRecorder
-from podium.providers.base import CheckResult, Provider, ProviderConfig
-from podium.providers.registry import LOCAL_SERVERS, PROVIDERS
+from podium.provider_info import ModelInfo, ProviderInfo, describe
+from podium.providers.base import CheckResult, Provider
+from podium.providers.custom import CustomAdapters
+from podium.recording import Recorded
 from podium.routing.retry import RetryPolicy
 from podium.routing.router import Router
 from podium.routing.strategies import STRATEGIES, Strategy
+from podium.settings import Settings
+from podium.storage.conversations import Conversation, Conversations
+from podium.storage.db import Database
+from podium.storage.writer import RecordWriter
 from podium.types import (
     ChatChunk,
     ChatRequest,
@@ -32,73 +51,24 @@ from podium.types import (
     EmbedRequest,
     EmbedResponse,
     MessageLike,
-    ResponseFormat,
-    Tool,
-    ToolChoice,
-    convert,
-    to_messages,
 )
 
-_CONFIG_FIELDS = frozenset(ProviderConfig.model_fields)
-_KEY_ALIASES = {"custom_headers": "headers", "server": "server_type"}
-
-
-class ProviderInfo(msgspec.Struct, kw_only=True):
-    """A provider's settings as shown to callers: secrets masked, never in clear."""
-
-    name: str
-    type: str
-    tenant: str
-    base_url: str | None
-    default_model: str | None
-    models: list[str]
-    priority: int
-    weight: float
-    enabled: bool
-    timeout: float
-    api_key: str | None
-    headers: dict[str, str]
-    options: dict[str, Any]
-
-
-class ModelInfo(msgspec.Struct, kw_only=True):
-    """A model one of the tenant's providers offers."""
-
-    id: str
-    provider: str
-    type: str
-
-
-def mask_secret(secret: str | None) -> str | None:
-    """Show enough of a secret to recognise it, never enough to use it."""
-    if not secret:
-        return None
-    return f"{secret[:3]}...{secret[-4:]}" if len(secret) >= 16 else "****"
-
-
-def _normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in settings.items():
-        snake = to_snake(key)
-        out[_KEY_ALIASES.get(snake, snake)] = value
-    return out
-
-
-def _describe(exc: ValidationError, what: str) -> str:
-    errors = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(settings)"
-        errors.append(f"{loc}: {err['msg']}")
-    return f"invalid {what}: " + "; ".join(errors)
+logger = logging.getLogger(__name__)
 
 
 class Orchestrator:
     """Async entry point: providers per tenant, and chat / stream / complete / embed over them.
 
+    ``Orchestrator()`` keeps everything in memory. ``await Orchestrator.from_config("config.yaml")``
+    (or ``Orchestrator(settings=...)`` then ``await start()``) builds the providers of the settings,
+    persists run-time changes encrypted in the configuration directory, watches it for edits, and
+    records requests, history and the audit trail in the database.
+
     Args:
-        retry: Retry rounds and backoff when every candidate provider failed.
-        strategy: Name of the routing strategy (``"priority"``: priority tiers, weighted round-robin
-            among equals).
+        settings: Everything configurable; None for an in-memory orchestrator with defaults.
+        retry: Retry rounds and backoff when every candidate provider failed (default: the settings').
+        strategy: Name of the routing strategy (default: the settings' ``routing.default_strategy``,
+            ``"priority"``: priority tiers, weighted round-robin among equals).
 
     Example:
         >>> orch = Orchestrator()
@@ -106,61 +76,176 @@ class Orchestrator:
         >>> r = await orch.chat([{"role": "user", "content": "Hello"}], tenant="my-app")
     """
 
-    def __init__(self, *, retry: RetryPolicy | None = None, strategy: str = "priority") -> None:
-        self.retry = retry or RetryPolicy()
-        self._strategy_name = strategy
-        STRATEGIES.get(strategy)  # fail at construction on an unknown name
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        strategy: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retry = retry or (settings.routing.retry if settings else RetryPolicy())
+        self._strategy_name = strategy or (settings.routing.default_strategy if settings else "priority")
+        try:
+            STRATEGIES.get(self._strategy_name)  # fail at construction on an unknown name
+        except PodiumError as exc:
+            raise ConfigError(f"routing.default_strategy: {exc.message}") from exc
         self._providers: dict[str, dict[str, Provider]] = {}
         self._routers: dict[str, Router] = {}
+        self._backends: dict[str, Backend] = {}
         self._lock = asyncio.Lock()
         self._retiring: dict[asyncio.Task[None], Provider] = {}
         self.stats = StatsRecorder()
-        from podium.providers.custom import CustomAdapters
-
+        self.bus = EventBus()
         self.adapter = CustomAdapters()
+        self.validators = ValidatorRegistry()
+        self.templates = TemplateRegistry()
+        self._code_built: set[tuple[str, str]] = set()
+        self._inflight = InFlight()
+        self._durable: Durable | None = None
+        self._started = False
+
+    @classmethod
+    async def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Orchestrator:
+        """Build and start an orchestrator from ``config.yaml``, ``.env`` and the environment.
+
+        Args:
+            path: The YAML file; None looks for ``config.yaml`` in the current directory.
+            **overrides: Settings that win over every source (``storage={"database_url": ...}``).
+
+        Raises:
+            ConfigError: unknown keys or invalid values (the message names the key and the fix), a
+                provider entry that cannot be built, or an unusable database or config directory.
+        """
+        orch = cls(Settings.load(path, **overrides))
+        await orch.start()
+        return orch
+
+    async def start(self) -> None:
+        """Create the configured providers; open storage and the config directory and watch it.
+
+        A bare ``Orchestrator()`` (no settings) has nothing to start; calling this is harmless.
+
+        Raises:
+            ConfigError: a configured provider is invalid, or storage cannot be opened.
+        """
+        if self._started or self.settings is None:
+            self._started = True
+            return
+        settings = self.settings
+        for entry in settings.providers:
+            values = {**settings.provider_defaults(entry.type), **entry.settings}
+            try:
+                provider = await self._checked_build(entry.type, entry.name, entry.tenant, values)
+            except RequestError as exc:
+                raise ConfigError(
+                    f"providers: entry {entry.name!r} (tenant {entry.tenant!r}): {exc.message}. "
+                    "Fix it in config.yaml or the environment."
+                ) from exc
+            self._install(provider)
+        durable = await Durable.open(settings, self.bus)
+        self._durable = durable
+        try:
+            manager = durable.config_manager
+            manager.validators = self.validators
+            manager.templates = self.templates = TemplateRegistry(manager.store)
+            for records in (await manager.load()).values():
+                for record in records.values():
+                    # Stored providers win over config.yaml: they hold the run-time changes.
+                    self._install(self._from_record(record))
+            self.bus.subscribe("config.*", self._apply_external_change)
+            await manager.watch(interval=settings.config_store.watch_interval)
+        except BaseException:
+            await self.aclose()
+            raise
+        self._started = True
+
+    # ------------------------------------------------------------- durable parts
+
+    @property
+    def config_manager(self) -> ConfigManager:
+        """Templates, validators, hooks and the encrypted store (started orchestrators only).
+
+        Raises:
+            ConfigError: the orchestrator was built without settings or not started.
+        """
+        return self._need_durable().config_manager
+
+    @property
+    def database(self) -> Database | None:
+        """The database of a started orchestrator; None in memory."""
+        return self._durable.database if self._durable else None
+
+    @property
+    def writer(self) -> RecordWriter | None:
+        """The background record writer of a started orchestrator; None in memory."""
+        return self._durable.writer if self._durable else None
+
+    def _need_durable(self) -> Durable:
+        if self._durable is None:
+            raise ConfigError(
+                "this orchestrator keeps everything in memory; build it with "
+                "Orchestrator.from_config(...) (or Orchestrator(settings=...) and await start())"
+            )
+        return self._durable
+
+    def _from_record(self, record: ProviderRecord) -> Provider:
+        values = join_settings(record.settings, record.secrets)
+        try:
+            return build_provider(record.type, record.name, record.tenant, values, self.adapter)
+        except RequestError as exc:
+            raise ConfigError(
+                f"stored provider {record.name!r} of tenant {record.tenant!r} is invalid: {exc.message}"
+            ) from exc
+
+    async def _apply_external_change(self, event: ConfigEvent) -> None:
+        """Apply an edit of the config files or another replica's write to the live providers."""
+        if event.source == "api" or self._durable is None:
+            return
+        record = self._durable.config_manager.store.get(event.tenant, event.provider)
+        async with self._lock:
+            old = self._providers.get(event.tenant, {}).get(event.provider)
+            if record is None:
+                if old is not None:
+                    del self._providers[event.tenant][event.provider]
+                    self.stats.forget(event.tenant, event.provider)
+            else:
+                self._install(self._from_record(record))
+        if old is not None:
+            self._retire(old)
 
     # ----------------------------------------------------------------- providers
 
-    def _build(self, type_: str, name: str, tenant: str, settings: Mapping[str, Any]) -> Provider:
-        fields = _normalise(settings)
-        kind = type_
-        if kind == "local":
-            server = str(fields.pop("server_type", "ollama")).lower()
-            if server not in LOCAL_SERVERS:
-                raise RequestError(
-                    f"unknown serverType {server!r}; valid: {', '.join(sorted(LOCAL_SERVERS))}",
-                    param="server_type",
-                )
-            kind, default_url = LOCAL_SERVERS[server]
-            fields.setdefault("base_url", default_url)
-        if kind not in PROVIDERS or kind == "mock":
-            valid = [k for k in PROVIDERS if k != "mock"]
-            raise RequestError(
-                f"unknown provider type {type_!r}; valid: {', '.join([*valid, 'local'])}", param="type"
-            )
-        cls = PROVIDERS.get(kind)
-        common = {k: v for k, v in fields.items() if k in _CONFIG_FIELDS}
-        rest = {k: v for k, v in fields.items() if k not in _CONFIG_FIELDS}
+    async def _checked_build(
+        self, type_: str, name: str, tenant: str, values: Mapping[str, Any]
+    ) -> Provider:
+        """Build a provider after the validators (built-in and registered) passed; every problem listed."""
+        config = {**normalise(values), "name": name, "tenant": tenant, "type": type_}
+        errors = await self.validators.validate(type_, config)
         try:
-            config = ProviderConfig(**{**common, "name": name, "tenant": tenant, "type": kind})
-        except ValidationError as exc:
-            raise RequestError(_describe(exc, f"settings for provider {name!r}")) from exc
-        try:
-            options = cls.Options(**rest)
-        except ValidationError as exc:
-            valid_keys = sorted(_CONFIG_FIELDS - {"name", "tenant", "type"} | set(cls.Options.model_fields))
-            raise RequestError(
-                _describe(exc, f"settings for provider {name!r} ({kind})")
-                + f". Valid settings: {', '.join(valid_keys)}"
-            ) from exc
-        if kind == "custom":
-            return cls(config, options, adapters=self.adapter)  # type: ignore[call-arg]
-        return cls(config, options)
+            provider = build_provider(type_, name, tenant, values, self.adapter)
+        except RequestError as exc:
+            if not errors:
+                raise
+            raise RequestError(f"invalid provider {name!r}: {'; '.join(errors)}; {exc.message}") from exc
+        if errors:
+            raise RequestError(f"invalid provider {name!r}: {'; '.join(errors)}")
+        return provider
+
+    def _install(self, provider: Provider) -> None:
+        self._providers.setdefault(provider.config.tenant, {})[provider.name] = provider
+
+    async def _persist(self, provider: Provider) -> None:
+        if self._durable is None:
+            return
+        settings, secrets = split_settings(provider)
+        c = provider.config
+        await self._durable.config_manager.save(ProviderRecord(c.tenant, c.name, c.type, settings, secrets))
 
     async def create_provider(
         self, *, type: str, name: str, tenant: str = "default", **settings: Any
     ) -> ProviderInfo:
-        """Create a provider for a tenant.
+        """Create a provider for a tenant (persisted, secrets encrypted, when started from settings).
 
         Args:
             type: ``openai``, ``anthropic``, ``google``, ``ollama``, ``custom``, or ``local`` (with
@@ -173,48 +258,92 @@ class Orchestrator:
 
         Raises:
             Conflict: the tenant already has a provider of that name.
-            RequestError: a setting is invalid or unknown (every problem is listed).
+            RequestError: a setting is invalid or unknown, or a validator refused it (every problem
+                is listed).
         """
+        provider = await self._checked_build(type, name, tenant, settings)
         async with self._lock:
             if name in self._providers.get(tenant, {}):
                 raise Conflict(
                     f"tenant {tenant!r} already has a provider named {name!r}; use update_provider"
                 )
-            provider = self._build(type, name, tenant, settings)
-            self._providers.setdefault(tenant, {})[name] = provider
-        return self.describe(provider)
+            await self._persist(provider)
+            self._install(provider)
+        return describe(provider)
+
+    async def create_provider_from_template(
+        self, template: str, name: str, tenant: str = "default", variables: Mapping[str, Any] | None = None
+    ) -> ProviderInfo:
+        """Create a provider from a template (built-in: openai, anthropic, google, ollama, lmstudio, custom).
+
+        Args:
+            template: The template's name.
+            name: The new provider's name.
+            tenant: Its tenant.
+            variables: Values for the template's ``{{VAR}}`` placeholders.
+
+        Raises:
+            NotFound: no such template.
+            RequestError: variables are missing (all listed), or the result is invalid.
+            Conflict: the tenant already has a provider of that name.
+        """
+        settings = self.templates.render(template, variables or {})
+        type_ = str(settings.pop("type"))
+        return await self.create_provider(type=type_, name=name, tenant=tenant, **settings)
 
     async def add_provider(self, provider: Provider) -> None:
-        """Add a ready-made provider object (a plugin's, or ``podium.testing.MockProvider``)."""
+        """Add a ready-made provider object (a plugin's, or ``podium.testing.MockProvider``).
+
+        It lives in memory only: code-built objects cannot be stored as configuration.
+        """
         async with self._lock:
             tenant = provider.config.tenant
             if provider.name in self._providers.get(tenant, {}):
                 raise Conflict(f"tenant {tenant!r} already has a provider named {provider.name!r}")
-            self._providers.setdefault(tenant, {})[provider.name] = provider
+            self._install(provider)
+            self._code_built.add((tenant, provider.name))
+
+    def is_configured(self, name: str, tenant: str = "default") -> bool:
+        """Whether a provider comes from configuration (settings, the API), not from ``add_provider``."""
+        return (tenant, name) not in self._code_built and name in self._providers.get(tenant, {})
+
+    async def check_provider(
+        self, *, type: str, name: str, tenant: str = "default", **settings: Any
+    ) -> ProviderInfo:
+        """Validate provider settings as ``create_provider`` would, without creating anything.
+
+        Raises:
+            RequestError: the settings are invalid (every problem listed).
+        """
+        return describe(await self._checked_build(type, name, tenant, settings))
 
     async def update_provider(self, name: str, tenant: str = "default", **changes: Any) -> ProviderInfo:
         """Change some settings of a provider; the rest stay as they were.
 
         Requests already under way finish on the old settings; new ones use the new settings.
+
+        Raises:
+            NotFound: no such provider. RequestError: an invalid setting (every problem listed).
         """
         async with self._lock:
             old = self._get(name, tenant)
-            current: dict[str, Any] = {
-                k: v for k, v in old.config.model_dump().items() if k not in ("name", "tenant", "type")
-            }
-            current.update(old.options.model_dump())
-            current.update(_normalise(changes))
+            current = current_settings(old)
+            current.update(normalise(changes))
             type_ = str(current.pop("type_override", old.config.type))
-            provider = self._build(type_, name, tenant, current)
-            self._providers[tenant][name] = provider
+            provider = await self._checked_build(type_, name, tenant, current)
+            await self._persist(provider)
+            self._install(provider)
         self._retire(old)
-        return self.describe(provider)
+        return describe(provider)
 
     async def remove_provider(self, name: str, tenant: str = "default") -> None:
         """Remove a provider; its pooled connections close once in-flight requests finish."""
         async with self._lock:
             old = self._get(name, tenant)
+            if self._durable is not None:
+                await self._durable.config_manager.remove(tenant, name)
             del self._providers[tenant][name]
+            self._code_built.discard((tenant, name))
         self.stats.forget(tenant, name)
         self._retire(old)
 
@@ -239,39 +368,16 @@ class Orchestrator:
 
     def get_provider(self, name: str, tenant: str = "default") -> ProviderInfo:
         """A provider's settings, secrets masked."""
-        return self.describe(self._get(name, tenant))
+        return describe(self._get(name, tenant))
 
     def list_providers(self, tenant: str | None = None) -> list[ProviderInfo]:
         """Every provider of a tenant (of all tenants when None), secrets masked."""
         tenants = [tenant] if tenant is not None else sorted(self._providers)
-        return [self.describe(p) for t in tenants for p in self._providers.get(t, {}).values()]
+        return [describe(p) for t in tenants for p in self._providers.get(t, {}).values()]
 
-    @staticmethod
-    def describe(provider: Provider) -> ProviderInfo:
-        """Public view of a provider."""
-        c = provider.config
-        options = {
-            k: (mask_secret(v.get_secret_value()) if isinstance(v, SecretStr) else v)
-            for k, v in provider.options.model_dump().items()
-        }
-        return ProviderInfo(
-            name=c.name,
-            type=c.type,
-            tenant=c.tenant,
-            base_url=getattr(getattr(provider, "http", None), "base_url", None) or c.base_url,
-            default_model=c.default_model,
-            models=list(c.models),
-            priority=c.priority,
-            weight=c.weight,
-            enabled=c.enabled,
-            timeout=c.timeout,
-            api_key=mask_secret(c.api_key.get_secret_value()) if c.api_key else None,
-            headers={
-                k: ("****" if k.lower() in ("authorization", "x-api-key", "api-key") else v)
-                for k, v in c.headers.items()
-            },
-            options=options,
-        )
+    def tenants(self) -> list[str]:
+        """Every tenant that has a provider, sorted."""
+        return sorted(t for t, ps in self._providers.items() if ps)
 
     async def test_provider(self, name: str, tenant: str = "default") -> CheckResult:
         """Check a provider's connectivity with a cheap probe (model list or a one-token request)."""
@@ -302,8 +408,30 @@ class Orchestrator:
             self._routers[tenant] = router
         return router
 
+    def backend(self, tenant: str) -> Backend:
+        """The top of the tenant's request stack: the router, recorded when storage is open."""
+        backend = self._backends.get(tenant)
+        if backend is None:
+            backend = self.router(tenant)
+            if self._durable is not None and self.settings is not None:
+                storage = self.settings.storage
+                backend = Recorded(
+                    backend,
+                    self._durable.writer,
+                    store_bodies=storage.store_bodies,
+                    store_history=storage.store_history,
+                )
+            self._backends[tenant] = backend
+        return backend
+
     @staticmethod
-    def _context(tenant: str, provider: str | None, timeout: float | None, user: str | None) -> CallContext:
+    def _context(
+        tenant: str,
+        provider: str | None,
+        timeout: float | None,
+        user: str | None,
+        conversation_id: str | None = None,
+    ) -> CallContext:
         if timeout is not None and timeout <= 0:
             raise RequestError("timeout must be positive", param="timeout")
         return CallContext(
@@ -311,55 +439,10 @@ class Orchestrator:
             provider=provider,
             deadline=time.monotonic() + timeout if timeout else None,
             user_id=user,
+            metadata={"conversation_id": conversation_id} if conversation_id else {},
         )
 
-    def build_chat_request(
-        self,
-        messages: str | Iterable[MessageLike],
-        *,
-        model: str | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_tokens: int | None = None,
-        stop: str | list[str] | None = None,
-        seed: int | None = None,
-        user: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        tools: Iterable[Tool | Mapping[str, Any]] | None = None,
-        tool_choice: ToolChoice | str | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        response_format: ResponseFormat | Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> ChatRequest:
-        """Validate friendly arguments into a canonical ``ChatRequest``.
-
-        Raises:
-            RequestError: an argument is invalid; the message names it.
-        """
-        if max_tokens is not None and max_tokens < 1:
-            raise RequestError("max_tokens must be at least 1", param="max_tokens")
-        if temperature is not None and not 0 <= temperature <= 2:
-            raise RequestError("temperature must be between 0 and 2", param="temperature")
-        if top_p is not None and not 0 <= top_p <= 1:
-            raise RequestError("top_p must be between 0 and 1", param="top_p")
-        return ChatRequest(
-            messages=to_messages(messages),
-            model=model,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            stop=[stop] if isinstance(stop, str) else (list(stop) if stop is not None else None),
-            seed=seed,
-            user=user,
-            metadata=dict(metadata) if metadata is not None else None,
-            tools=convert(list(tools), list[Tool], "tools") if tools is not None else None,
-            tool_choice=convert(tool_choice, ToolChoice, "tool_choice") if tool_choice is not None else None,
-            parallel_tool_calls=parallel_tool_calls,
-            response_format=convert(response_format, ResponseFormat, "response_format")
-            if response_format is not None
-            else None,
-            extra=dict(extra) if extra else None,
-        )
+    build_chat_request = staticmethod(build_chat_request)
 
     async def chat(
         self,
@@ -368,6 +451,7 @@ class Orchestrator:
         tenant: str = "default",
         provider: str | None = None,
         timeout: float | None = None,
+        conversation_id: str | None = None,
         **params: Any,
     ) -> ChatResponse:
         """Answer a chat, failing over between the tenant's providers.
@@ -377,6 +461,8 @@ class Orchestrator:
             tenant: Whose providers to use.
             provider: Use only this provider (no failover to others).
             timeout: Seconds the whole request (every attempt included) may take.
+            conversation_id: Continue this stored conversation (history is kept for requests that
+                name a ``user``; without an id each request starts a new conversation).
             **params: ``model`` (a model name, ``provider/model``), ``temperature``, ``top_p``,
                 ``max_tokens``, ``stop``, ``seed``, ``user``, ``metadata``, ``tools``, ``tool_choice``,
                 ``parallel_tool_calls``, ``response_format``; anything else is passed to the provider.
@@ -385,18 +471,17 @@ class Orchestrator:
             RequestError: invalid arguments. NoHealthyProviders: nothing to try.
             AllProvidersFailed: every attempt failed (``.attempts`` lists them).
         """
-        request = self._chat_request(messages, params)
-        return await self.chat_request(request, self._context(tenant, provider, timeout, request.user))
-
-    def _chat_request(self, messages: str | Iterable[MessageLike], params: dict[str, Any]) -> ChatRequest:
-        params = {(to_snake(k) if to_snake(k) in _CHAT_PARAMS else k): v for k, v in params.items()}
-        known = {k: params.pop(k) for k in list(params) if k in _CHAT_PARAMS}
-        extra = params.pop("extra", None) or {}
-        return self.build_chat_request(messages, **known, extra={**extra, **params})
+        request = chat_request_from(messages, params)
+        ctx = self._context(tenant, provider, timeout, request.user, conversation_id)
+        return await self.chat_request(request, ctx)
 
     async def chat_request(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         """Answer a canonical request (the gateway server's entry point)."""
-        return await self.router(ctx.tenant).chat(request, ctx)
+        self._inflight.enter()
+        try:
+            return await self.backend(ctx.tenant).chat(request, ctx)
+        finally:
+            self._inflight.leave()
 
     async def stream(
         self,
@@ -405,21 +490,42 @@ class Orchestrator:
         tenant: str = "default",
         provider: str | None = None,
         timeout: float | None = None,
+        conversation_id: str | None = None,
         **params: Any,
     ) -> AsyncIterator[ChatChunk]:
         """Stream a chat answer; the last chunk carries usage. Arguments as for ``chat``.
 
         Failover happens only before the first chunk; after it, errors reach the caller.
         """
-        request = self._chat_request(messages, params)
-        async for chunk in self.stream_request(
-            request, self._context(tenant, provider, timeout, request.user)
-        ):
+        request = chat_request_from(messages, params)
+        ctx = self._context(tenant, provider, timeout, request.user, conversation_id)
+        async for chunk in self.stream_request(request, ctx):
             yield chunk
 
-    def stream_request(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+    async def stream_request(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
         """Stream a canonical request (the gateway server's entry point)."""
-        return self.router(ctx.tenant).stream(request, ctx)
+        self._inflight.enter()
+        try:
+            async for chunk in self.backend(ctx.tenant).stream(request, ctx):
+                yield chunk
+        finally:
+            self._inflight.leave()
+
+    async def complete_request(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
+        """Complete a canonical request (the gateway server's entry point)."""
+        self._inflight.enter()
+        try:
+            return await self.backend(ctx.tenant).complete(request, ctx)
+        finally:
+            self._inflight.leave()
+
+    async def embed_request(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
+        """Embed a canonical request (the gateway server's entry point)."""
+        self._inflight.enter()
+        try:
+            return await self.backend(ctx.tenant).embed(request, ctx)
+        finally:
+            self._inflight.leave()
 
     async def complete(
         self,
@@ -452,7 +558,7 @@ class Orchestrator:
             extra=extra or None,
         )
         ctx = self._context(tenant, provider, timeout, user)
-        return await self.router(tenant).complete(request, ctx)
+        return await self.complete_request(request, ctx)
 
     async def embed(
         self,
@@ -474,7 +580,7 @@ class Orchestrator:
             input=texts, model=model, dimensions=dimensions, user=user, extra=extra or None
         )
         ctx = self._context(tenant, provider, timeout, user)
-        return await self.router(tenant).embed(request, ctx)
+        return await self.embed_request(request, ctx)
 
     # ---------------------------------------------------------------- reporting
 
@@ -482,15 +588,123 @@ class Orchestrator:
         """Requests, errors and latency per provider (of one tenant, or of all)."""
         return self.stats.snapshot(tenant)
 
+    # ------------------------------------------------------------------ history
+
+    def _conversations(self) -> Conversations:
+        return Conversations(self._need_durable().database)
+
+    async def get_history(
+        self, user_id: str, tenant: str = "default", *, limit: int = 50
+    ) -> list[Conversation]:
+        """A user's conversations, newest first, without their messages.
+
+        Records still waiting in the writer's queue are written first, so a request just answered
+        is included.
+        """
+        durable = self._need_durable()
+        await durable.writer.flush()
+        return await self._conversations().list_for_user(tenant=tenant, user_id=user_id, limit=limit)
+
+    async def get_conversation(
+        self, conversation_id: str, user_id: str, tenant: str = "default"
+    ) -> Conversation:
+        """One of a user's conversations with its messages, oldest first.
+
+        Raises:
+            NotFound: no such conversation for this user and tenant (another's is never shown).
+        """
+        await self._need_durable().writer.flush()
+        return await self._conversations().get(conversation_id, tenant=tenant, user_id=user_id)
+
+    async def delete_history(
+        self, user_id: str, tenant: str = "default", *, conversation_id: str | None = None
+    ) -> int:
+        """Delete one conversation of a user, or all of them; returns how many were deleted.
+
+        Raises:
+            NotFound: the named conversation does not exist for this user and tenant.
+        """
+        await self._need_durable().writer.flush()
+        conversations = self._conversations()
+        if conversation_id is not None:
+            await conversations.delete(conversation_id, tenant=tenant, user_id=user_id)
+            return 1
+        return await conversations.delete_for_user(tenant=tenant, user_id=user_id)
+
+    # ------------------------------------------------------------ export / import
+
+    async def export_data(
+        self, *, include_secrets: bool = False, include_history: bool = True
+    ) -> dict[str, Any]:
+        """Providers, templates, tenants and conversation history as one JSON-ready document.
+
+        Args:
+            include_secrets: Put API keys and other secrets in the document in clear. Without them it
+                holds no secret at all, and importing asks for them.
+            include_history: Include every conversation with its messages.
+        """
+        return await data_transfer.export_data(
+            self, include_secrets=include_secrets, include_history=include_history
+        )
+
+    async def import_data(
+        self, data: Mapping[str, Any], *, secrets: Mapping[str, Mapping[str, str]] | None = None
+    ) -> dict[str, int]:
+        """Recreate an export in this instance; all or nothing.
+
+        Args:
+            data: A document from ``export_data``.
+            secrets: The secrets an export without them needs: ``{"tenant/provider": {"api_key": ...}}``.
+
+        Raises:
+            MissingSecrets: secrets are needed (the error lists them); nothing is imported.
+            Conflict: something in the document already exists; nothing is imported.
+        """
+        return await data_transfer.import_data(self, data, secrets=secrets)
+
     # ------------------------------------------------------------------ lifecycle
 
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop gracefully: refuse new requests, let those under way finish, then ``aclose``.
+
+        Args:
+            timeout: Seconds to wait for requests under way.
+        """
+        if not await self._inflight.drain(timeout):
+            logger.warning(
+                "%d requests still under way after %.0f s; closing anyway", self._inflight.count, timeout
+            )
+        await self.aclose()
+
+    def install_sigterm(self, *, timeout: float = 30.0) -> None:
+        """On SIGTERM, ``shutdown`` (no request or record lost), then end the process as SIGTERM would.
+
+        Servers that handle signals themselves (uvicorn) call ``shutdown`` from their own hook instead.
+        """
+        loop = asyncio.get_running_loop()
+        started: list[asyncio.Task[None]] = []
+
+        async def stop() -> None:
+            await self.shutdown(timeout)
+            loop.remove_signal_handler(signal.SIGTERM)  # the default action again: terminate
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        def on_sigterm() -> None:
+            if not started:
+                started.append(loop.create_task(stop(), name="podium-shutdown"))
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
     async def aclose(self) -> None:
-        """Close every provider's connections."""
+        """Close every provider's connections; write what is queued; close storage."""
         retiring = list(self._retiring.items())
         for task, _ in retiring:
             task.cancel()
         providers = [p for ps in self._providers.values() for p in ps.values()] + [p for _, p in retiring]
         await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
+        durable, self._durable = self._durable, None
+        if durable is not None:
+            await durable.aclose()
 
     async def __aenter__(self) -> Orchestrator:
         return self
@@ -499,21 +713,4 @@ class Orchestrator:
         await self.aclose()
 
 
-_CHAT_PARAMS = frozenset(
-    {
-        "model",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "stop",
-        "seed",
-        "user",
-        "metadata",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-    }
-)
-
-__all__ = ["ModelInfo", "Orchestrator", "ProviderInfo", "mask_secret"]
+__all__ = ["ModelInfo", "Orchestrator", "ProviderInfo"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from podium import __version__
-from podium.cli import demo
+from podium.cli import audit, data, demo
 
 app = typer.Typer(
     name="podium",
@@ -16,6 +16,8 @@ app = typer.Typer(
 app.command(name="demo", help="Run podium against simulated upstreams on loopback and show what it does.")(
     demo.run
 )
+app.add_typer(audit.app, name="audit")
+app.add_typer(data.app, name="data")
 
 
 @app.command()

@@ -211,6 +211,10 @@ class TemplateRegistry:
         """Every template name, built-in and registered, sorted."""
         return sorted({*BUILTIN_TEMPLATES, *self._custom})
 
+    def registered(self) -> dict[str, dict[str, Any]]:
+        """A copy of the registered (not built-in) templates, by name."""
+        return copy.deepcopy(self._custom)
+
     def get(self, name: str) -> dict[str, Any]:
         """A copy of the template named ``name``.
 

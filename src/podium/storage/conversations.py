@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from podium.errors import NotFound
+from podium.errors import Conflict, NotFound
 from podium.storage.db import Database
 from podium.storage.records import ConversationMessageRecord, utcnow
 from podium.storage.tables import conversation_messages, conversations
@@ -248,6 +248,61 @@ class Conversations:
         async with self.db.transaction() as conn:
             result = await conn.execute(delete(conversations).where(c.tenant == tenant, c.user_id == user_id))
         return int(result.rowcount)
+
+    async def dump(self, *, tenant: str | None = None) -> list[Conversation]:
+        """Every conversation (of one tenant, or of all) with its messages, for export."""
+        c, m = conversations.c, conversation_messages.c
+        query = select(conversations).order_by(c.created_at, c.id)
+        if tenant is not None:
+            query = query.where(c.tenant == tenant)
+        async with self.db.engine.connect() as conn:
+            convs = [Conversation(**row) for row in (await conn.execute(query)).mappings().all()]
+            by_id: dict[str, list[StoredMessage]] = {conv.id: [] for conv in convs}
+            rows = await conn.execute(select(conversation_messages).order_by(m.conversation_id, m.id))
+            for r in rows:
+                if r.conversation_id in by_id:
+                    by_id[r.conversation_id].append(
+                        StoredMessage(
+                            id=r.id, role=r.role, content=r.content, extra=r.extra, created_at=r.created_at
+                        )
+                    )
+        return [msgspec.structs.replace(conv, messages=by_id[conv.id]) for conv in convs]
+
+    async def restore(self, items: Sequence[Conversation]) -> int:
+        """Insert exported conversations as they were (ids, titles, times, messages in order).
+
+        Returns:
+            How many conversations were inserted.
+
+        Raises:
+            Conflict: a conversation with one of these ids already exists; nothing is inserted.
+        """
+        if not items:
+            return 0
+        c = conversations.c
+        async with self.db.transaction() as conn:
+            ids = [conv.id for conv in items]
+            existing = (await conn.execute(select(c.id).where(c.id.in_(ids)))).scalars().all()
+            if existing:
+                raise Conflict(
+                    f"{len(existing)} conversations already exist (e.g. {existing[0]!r}); "
+                    "import into a fresh instance or delete them first"
+                )
+            await conn.execute(insert(conversations), [_conversation_row(conv) for conv in items])
+            rows = [
+                {
+                    "conversation_id": conv.id,
+                    "role": msg.role,
+                    "content": msg.content,
+                    "extra": msg.extra,
+                    "created_at": msg.created_at,
+                }
+                for conv in items
+                for msg in conv.messages
+            ]
+            if rows:
+                await conn.execute(insert(conversation_messages), rows)
+        return len(items)
 
     @staticmethod
     async def _owned(conn: AsyncConnection, conversation_id: str, tenant: str, user_id: str) -> Conversation:

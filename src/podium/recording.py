@@ -1,0 +1,238 @@
+"""``Recorded``: the request-path layer that keeps the request log, the audit trail and the history.
+
+It wraps the tenant's router and, when a request ends (answered, failed, or a stream finished or cut
+off by the caller), hands the records to the background ``RecordWriter``. Nothing here waits on the
+database: ``submit`` only appends to the writer's bounded queue.
+
+What is kept per request: a ``RequestRecord`` (tenant, provider, model, task type, tokens, cost,
+latency, status, error class, request id, timestamps), an audit event with the same metadata (bodies
+only when ``store_bodies`` is on), and, when the request names a user and history is enabled, the new
+messages of the conversation and the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from podium._actor import current_actor
+from podium.backend import Backend, CallContext
+from podium.errors import AllProvidersFailed, PodiumError
+from podium.storage.audit import request_event
+from podium.storage.conversations import message_record
+from podium.storage.records import RequestRecord
+from podium.storage.writer import RecordWriter
+from podium.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    CompletionRequest,
+    CompletionResponse,
+    EmbedRequest,
+    EmbedResponse,
+    Message,
+    Usage,
+)
+
+_TO_BUILTINS = msgspec.to_builtins
+
+
+class Recorded:
+    """A ``Backend`` that records every request it passes to ``inner``.
+
+    Args:
+        inner: The backend that answers (the tenant's router).
+        writer: Where records go (off the request path).
+        store_bodies: Keep prompts and answers in the request log and audit trail.
+        store_history: Keep the conversation history of requests that name a user.
+    """
+
+    def __init__(
+        self, inner: Backend, writer: RecordWriter, *, store_bodies: bool = False, store_history: bool = True
+    ) -> None:
+        self.inner = inner
+        self.writer = writer
+        self.store_bodies = store_bodies
+        self.store_history = store_history
+
+    async def chat(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
+        """Answer through ``inner`` and record the outcome."""
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        try:
+            response = await self.inner.chat(request, ctx)
+        except PodiumError as exc:
+            self._record(ctx, "chat", request, started, t0, error=exc)
+            raise
+        answer = Message(role="assistant", content=response.content, tool_calls=response.tool_calls or None)
+        self._record(
+            ctx,
+            "chat",
+            request,
+            started,
+            t0,
+            provider=response.provider,
+            model=response.model,
+            usage=response.usage,
+            cost=response.cost,
+            extra=_attempts(response.metadata),
+            response_body=_TO_BUILTINS(response) if self.store_bodies else None,
+        )
+        self._history(ctx, request, answer)
+        return response
+
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+        """Stream through ``inner``; the record is written when the stream ends, however it ends."""
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        usage: Usage | None = None
+        provider = model = ""
+        text: list[str] = []
+        status, error = "aborted", None
+        try:
+            async for chunk in self.inner.stream(request, ctx):
+                provider, model = chunk.provider or provider, chunk.model or model
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.delta:
+                    text.append(chunk.delta)
+                yield chunk
+            status = "ok"
+        except PodiumError as exc:
+            status, error = "error", exc
+            raise
+        finally:
+            # Runs also when the caller stops reading (GeneratorExit) or is cancelled: an aborted
+            # stream is recorded with the usage received so far.
+            self._record(
+                ctx,
+                "chat",
+                request,
+                started,
+                t0,
+                provider=provider,
+                model=model,
+                usage=usage,
+                error=error,
+                status=status,
+                response_body={"content": "".join(text)} if self.store_bodies else None,
+            )
+            if status == "ok":
+                self._history(ctx, request, Message(role="assistant", content="".join(text)))
+
+    async def complete(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
+        """Complete through ``inner`` and record the outcome."""
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        try:
+            response = await self.inner.complete(request, ctx)
+        except PodiumError as exc:
+            self._record(ctx, "completion", request, started, t0, error=exc)
+            raise
+        self._record(
+            ctx,
+            "completion",
+            request,
+            started,
+            t0,
+            provider=response.provider,
+            model=response.model,
+            usage=response.usage,
+            cost=response.cost,
+            response_body={"text": response.text} if self.store_bodies else None,
+        )
+        return response
+
+    async def embed(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
+        """Embed through ``inner`` and record the outcome (vectors are never stored)."""
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        try:
+            response = await self.inner.embed(request, ctx)
+        except PodiumError as exc:
+            self._record(ctx, "embedding", request, started, t0, error=exc)
+            raise
+        self._record(
+            ctx,
+            "embedding",
+            request,
+            started,
+            t0,
+            provider=response.provider,
+            model=response.model,
+            usage=response.usage,
+            cost=response.cost,
+        )
+        return response
+
+    # ------------------------------------------------------------------ records
+
+    def _record(
+        self,
+        ctx: CallContext,
+        task_type: str,
+        request: ChatRequest | CompletionRequest | EmbedRequest,
+        started: datetime,
+        t0: float,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        usage: Usage | None = None,
+        cost: float | None = None,
+        error: PodiumError | None = None,
+        status: str | None = None,
+        extra: dict[str, Any] | None = None,
+        response_body: dict[str, Any] | None = None,
+    ) -> None:
+        metadata: dict[str, Any] = {k: v for k, v in ctx.metadata.items() if k != "task_type"}
+        metadata.update(extra or {})
+        if error is not None:
+            provider = provider or getattr(error, "provider", None) or _last_provider(error)
+            metadata["error"] = error.message
+        usage = usage or Usage()
+        record = RequestRecord(
+            tenant=ctx.tenant,
+            request_id=ctx.request_id,
+            provider=provider or None,
+            model=model or request.model,
+            task_type=str(ctx.metadata.get("task_type") or task_type),
+            user_id=ctx.user_id,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=cost or 0.0,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            status=status or ("error" if error is not None else "ok"),
+            error_class=type(error).__name__ if error is not None else None,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            metadata=metadata,
+            request_body=_TO_BUILTINS(request) if self.store_bodies else None,
+            response_body=response_body,
+        )
+        self.writer.submit(record)
+        self.writer.submit(request_event(record, actor=current_actor.get(), include_bodies=self.store_bodies))
+
+    def _history(self, ctx: CallContext, request: ChatRequest, answer: Message) -> None:
+        if not self.store_history or ctx.user_id is None:
+            return
+        given = ctx.metadata.get("conversation_id")
+        conversation = str(given) if given else ctx.request_id
+        # Continuing a conversation, the caller resends its earlier turns: keep only the new ones,
+        # those after the last assistant message.
+        messages = request.messages
+        if given:
+            last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+            messages = messages[last + 1 :]
+        for message in [*messages, answer]:
+            self.writer.submit(message_record(conversation, ctx.tenant, ctx.user_id, _TO_BUILTINS(message)))
+
+
+def _attempts(metadata: dict[str, Any]) -> dict[str, Any]:
+    failed = metadata.get("failed_attempts")
+    return {"failed_attempts": failed} if failed else {}
+
+
+def _last_provider(error: PodiumError) -> str | None:
+    if isinstance(error, AllProvidersFailed) and error.attempts:
+        return error.attempts[-1].provider
+    return None
