@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -404,3 +405,43 @@ async def test_sigterm_under_load_loses_no_record(tmp_path: Path, db_url: str) -
         assert (await verify(db)).ok
     finally:
         await db.dispose()
+
+
+async def test_a_replica_sharing_redis_picks_up_changes_without_restart(
+    tmp_path: Path, upstream: SimulatedOpenAI
+) -> None:
+    from tests.config.test_redis_sync import REDIS_URL, _redis_reachable
+
+    if not _redis_reachable():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Redis at 127.0.0.1:6379 is required under CI")
+        pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
+    db_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    # File polling every 60 s: within this test only the Redis announcement can deliver the change.
+    slow = {"config_store": {"encryption_key": "k" * 32, "watch_interval": 60}, "redis_url": REDIS_URL}
+    a = await Orchestrator.from_config(None, **{**overrides(tmp_path, db_url), **slow})
+    b = await Orchestrator.from_config(None, **{**overrides(tmp_path, db_url), **slow})
+    try:
+        heard = asyncio.Event()
+        seen: list[ConfigEvent] = []
+
+        def hook(event: ConfigEvent) -> None:
+            seen.append(event)
+            heard.set()
+
+        b.config_manager.register_hook("config.created", hook)
+        await a.create_provider(
+            type="openai",
+            name="gpt",
+            tenant="acme",
+            api_key=KEY,
+            base_url=upstream.base_url,
+            default_model="gpt-4o-mini",
+        )
+        await asyncio.wait_for(heard.wait(), timeout=10)
+        assert [(e.provider, e.source) for e in seen] == [("gpt", "replica")]
+        r = await b.chat("via the other replica", tenant="acme")
+        assert r.content == "[oa] you said: via the other replica"
+    finally:
+        await a.aclose()
+        await b.aclose()
