@@ -331,3 +331,18 @@ async def test_timeout_bounds_the_whole_request(orch: Orchestrator, openai_up: S
     with pytest.raises(AllProvidersFailed) as info:
         await orch.chat("hi", timeout=0.2)
     assert isinstance(info.value.attempts[0].error, ProviderTimeout)
+
+
+async def test_providers_from_builtin_templates(orch: Orchestrator, openai_up: SimulatedOpenAI) -> None:
+    info = await orch.create_provider_from_template(
+        "openai", "gpt", "my-app", {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": openai_up.base_url}
+    )
+    assert (info.type, info.default_model, info.api_key) == ("openai", "gpt-4o-mini", "sk-...CRET")
+    r = await orch.chat("templated", tenant="my-app")
+    assert r.content == "[oa] you said: templated"
+    lm = await orch.create_provider_from_template("lmstudio", "lm", "my-app", {"LMSTUDIO_MODEL": "qwen"})
+    assert (lm.type, lm.base_url, lm.default_model) == ("openai", "http://localhost:1234/v1", "qwen")
+    with pytest.raises(RequestError, match="ANTHROPIC_API_KEY"):
+        await orch.create_provider_from_template("anthropic", "claude", "my-app", {})
+    with pytest.raises(NotFound, match=r"valid: .*openai"):
+        await orch.create_provider_from_template("nope", "x", "my-app", {})
