@@ -63,6 +63,7 @@ from podium._settings_sources import (
     LoadOptions,
     YamlSource,
 )
+from podium.auth.config import AuthSettings
 
 __all__ = [
     "BudgetEntry",
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     budgets: tuple[BudgetEntry, ...] = ()
     storage: StorageSettings = Field(default_factory=StorageSettings)
     config_store: ConfigStoreSettings = Field(default_factory=ConfigStoreSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     redis_url: Dsn | None = None
     openai_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from podium import __version__
-from podium.cli import audit, data, demo
+from podium.cli import audit, data, demo, keys
 
 app = typer.Typer(
     name="podium",
@@ -18,6 +18,7 @@ app.command(name="demo", help="Run podium against simulated upstreams on loopbac
 )
 app.add_typer(audit.app, name="audit")
 app.add_typer(data.app, name="data")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command()

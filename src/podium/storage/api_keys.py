@@ -207,6 +207,12 @@ class ApiKeys:
             await conn.execute(query)
         return await self.get(key_id, tenant=tenant)
 
+    async def hashed(self) -> dict[str, ApiKey]:
+        """Every key (revoked and expired included) by the hash of its plaintext, for an in-memory index."""
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(select(api_keys))).mappings().all()
+        return {str(row["key_hash"]): _key(row) for row in rows}
+
 
 def _key(row: Any) -> ApiKey:
     return ApiKey(**{f: row[f] for f in ApiKey.__struct_fields__})
