@@ -346,3 +346,22 @@ async def test_providers_from_builtin_templates(orch: Orchestrator, openai_up: S
         await orch.create_provider_from_template("anthropic", "claude", "my-app", {})
     with pytest.raises(NotFound, match=r"valid: .*openai"):
         await orch.create_provider_from_template("nope", "x", "my-app", {})
+
+
+async def test_an_outage_opens_the_circuit_and_health_says_so(
+    orch: Orchestrator, openai_up: SimulatedOpenAI, anthropic_up: SimulatedAnthropic
+) -> None:
+    await two_providers(orch, openai_up, anthropic_up)
+    openai_up.fail(503, times=1000)
+    for i in range(8):
+        r = await orch.chat(f"q{i}", tenant="my-app")
+        assert r.provider == "claude"
+    # Five consecutive faults open the circuit; after that the dead provider is not called at all.
+    assert len(openai_up.requests) == 5
+    health = orch.get_provider_health("gpt", "my-app")
+    assert (health.circuit, health.healthy, health.status) == ("open", False, "unhealthy")
+    assert health.error_rate == 1.0 and health.errors_by_class == {"ProviderUnavailable": 5}
+    summary = orch.get_health_summary("my-app")
+    assert (summary.total_providers, summary.healthy, summary.unhealthy) == (2, 1, 1)
+    with pytest.raises(NotFound):
+        orch.get_provider_health("gpt", "other-tenant")

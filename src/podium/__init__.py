@@ -24,6 +24,7 @@ from podium.errors import (
     RequestError,
     ShuttingDown,
 )
+from podium.health import HealthSummary, ProviderHealth
 from podium.orchestrator import Orchestrator
 from podium.provider_info import ModelInfo, ProviderInfo
 from podium.routing.retry import RetryPolicy
@@ -58,6 +59,7 @@ __all__ = [
     "ContextLengthExceeded",
     "EmbedRequest",
     "EmbedResponse",
+    "HealthSummary",
     "MalformedResponse",
     "Message",
     "ModelInfo",
@@ -70,6 +72,7 @@ __all__ = [
     "ProviderAuthError",
     "ProviderBadRequest",
     "ProviderError",
+    "ProviderHealth",
     "ProviderInfo",
     "ProviderNotFound",
     "ProviderRateLimited",

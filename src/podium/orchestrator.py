@@ -30,7 +30,9 @@ from podium.config.templates import TemplateRegistry
 from podium.config.validators import ValidatorRegistry
 from podium.errors import ConfigError, Conflict, NotFound, PodiumError, RequestError
 from podium.events import ConfigEvent, EventBus
+from podium.health import HealthMonitor, HealthRegistry, HealthSettings, HealthSummary, ProviderHealth
 from podium.health.stats import Statistics, StatsRecorder
+from podium.observability.metrics import PodiumMetrics
 from podium.provider_info import ModelInfo, ProviderInfo, describe
 from podium.providers.base import CheckResult, Provider
 from podium.providers.custom import CustomAdapters
@@ -96,6 +98,10 @@ class Orchestrator:
         self._lock = asyncio.Lock()
         self._retiring: dict[asyncio.Task[None], Provider] = {}
         self.stats = StatsRecorder()
+        self.health = HealthRegistry(settings.health if settings else HealthSettings())
+        self.metrics = PodiumMetrics()
+        self.metrics.watch_health(self.health)
+        self._monitor: HealthMonitor | None = None
         self.bus = EventBus()
         self.adapter = CustomAdapters()
         self.validators = ValidatorRegistry()
@@ -155,6 +161,14 @@ class Orchestrator:
                     self._install(self._from_record(record))
             self.bus.subscribe("config.*", self._apply_external_change)
             await manager.watch(interval=settings.config_store.watch_interval)
+            writer = durable.writer
+            self.metrics.watch_record_queue(lambda: writer.stats().queued)
+            self._monitor = HealthMonitor(
+                self.health,
+                self._all_providers,
+                interval=settings.health.check_interval or settings.performance.health_check_interval,
+            )
+            self._monitor.start()
         except BaseException:
             await self.aclose()
             raise
@@ -208,7 +222,7 @@ class Orchestrator:
             if record is None:
                 if old is not None:
                     del self._providers[event.tenant][event.provider]
-                    self.stats.forget(event.tenant, event.provider)
+                    self._forget(event.tenant, event.provider)
             else:
                 self._install(self._from_record(record))
         if old is not None:
@@ -344,8 +358,15 @@ class Orchestrator:
                 await self._durable.config_manager.remove(tenant, name)
             del self._providers[tenant][name]
             self._code_built.discard((tenant, name))
-        self.stats.forget(tenant, name)
+        self._forget(tenant, name)
         self._retire(old)
+
+    def _forget(self, tenant: str, name: str) -> None:
+        self.stats.forget(tenant, name)
+        self.health.forget(tenant, name)
+
+    def _all_providers(self) -> list[Provider]:
+        return [p for ps in self._providers.values() for p in ps.values()]
 
     def _retire(self, provider: Provider) -> None:
         async def close_later() -> None:
@@ -380,8 +401,30 @@ class Orchestrator:
         return sorted(t for t, ps in self._providers.items() if ps)
 
     async def test_provider(self, name: str, tenant: str = "default") -> CheckResult:
-        """Check a provider's connectivity with a cheap probe (model list or a one-token request)."""
-        return await self._get(name, tenant).check()
+        """Check a provider's connectivity with a cheap probe (model list or a one-token request).
+
+        The result also counts towards the provider's health (a success half-opens an open circuit).
+        """
+        provider = self._get(name, tenant)
+        if self._monitor is not None:
+            return await self._monitor.test_provider(provider)
+        result = await provider.check()
+        self.health.record_probe(tenant, name, result)
+        return result
+
+    def get_provider_health(self, name: str, tenant: str = "default") -> ProviderHealth:
+        """A provider's health: status, circuit, error rate, latency percentiles, throughput.
+
+        Raises:
+            NotFound: the tenant has no such provider.
+        """
+        self._get(name, tenant)
+        return self.health.provider_health(tenant, name)
+
+    def get_health_summary(self, tenant: str | None = None) -> HealthSummary:
+        """How many providers are healthy, degraded, unhealthy (of one tenant, or of all), and each one."""
+        tenants = [tenant] if tenant is not None else sorted(self._providers)
+        return self.health.summary((t, n) for t in tenants for n in self._providers.get(t, {}))
 
     async def list_models(self, tenant: str = "default") -> list[ModelInfo]:
         """The models of the tenant's providers (configured ones; no upstream call)."""
@@ -404,6 +447,8 @@ class Orchestrator:
                 strategy,
                 self.retry,
                 self.stats,
+                health=self.health,
+                metrics=self.metrics,
             )
             self._routers[tenant] = router
         return router
@@ -697,6 +742,9 @@ class Orchestrator:
 
     async def aclose(self) -> None:
         """Close every provider's connections; write what is queued; close storage."""
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            await monitor.stop()
         retiring = list(self._retiring.items())
         for task, _ in retiring:
             task.cancel()

@@ -64,6 +64,7 @@ from podium._settings_sources import (
     YamlSource,
 )
 from podium.auth.config import AuthSettings
+from podium.health.config import HealthSettings
 
 __all__ = [
     "BudgetEntry",
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     config_store: ConfigStoreSettings = Field(default_factory=ConfigStoreSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     redis_url: Dsn | None = None
     openai_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None

@@ -5,6 +5,13 @@ provider, the providers serving the requested model, or all of them), lets the s
 and tries them in turn: a failure that another provider may not share moves on to the next one; when
 every candidate failed retryably it backs off (honouring Retry-After) and tries again. Streams fail
 over only until their first chunk has been delivered.
+
+With a health registry, a candidate whose circuit is open is skipped without a call (so an outage
+costs one failed attempt, not one per request); when every candidate is open the request fails at once
+with ``NoHealthyProviders`` and the soonest retry time. Every attempt is bounded by the provider's
+timeout and the request's deadline, every stream gap by the idle timeout (``routing.deadline``).
+A ``RateLimitExceeded`` raised below the router for one attempt (podium's own per-provider limit)
+moves on to the next candidate without counting against the provider's health.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -24,11 +32,17 @@ from podium.errors import (
     ModelNotFound,
     NoHealthyProviders,
     NotFound,
+    PodiumError,
     ProviderError,
     ProviderRateLimited,
+    RateLimitExceeded,
 )
+from podium.health.registry import Blocked, HealthRegistry, Permit
 from podium.health.stats import StatsRecorder
+from podium.observability.metrics import PodiumMetrics
+from podium.observability.tracing import span
 from podium.providers.base import Provider
+from podium.routing.deadline import attempt_timeout, bounded, with_idle_timeout
 from podium.routing.retry import RetryPolicy
 from podium.routing.strategies import Strategy
 from podium.types import (
@@ -55,15 +69,26 @@ R = TypeVar("R", bound=_Result)
 Req = TypeVar("Req", ChatRequest, CompletionRequest, EmbedRequest)
 
 
+@dataclass(slots=True)
+class _Trace:
+    """What one caller request cost in upstream time, for the overhead metric."""
+
+    started: float = field(default_factory=time.perf_counter)
+    waited: float = 0.0  # seconds in upstream attempts and backoff sleeps
+
+
 class Router:
-    """Routes one tenant's requests over its providers with failover and retries.
+    """Routes one tenant's requests over its providers with failover, retries, circuits and deadlines.
 
     Args:
         tenant: The tenant whose providers these are.
         providers: Returns the tenant's current providers (looked up per request, so changes apply at once).
         strategy: Orders the candidates.
         retry: Retry rounds and backoff.
-        stats: Where attempt outcomes are recorded.
+        stats: Where attempt outcomes are recorded (lifetime totals).
+        health: Circuits and rolling health; providers with an open circuit are skipped, and its settings
+            give the default request deadline and the stream idle timeout (None: no circuits).
+        metrics: Prometheus metrics to record into (None: none).
         rng: Randomness for backoff jitter (injectable for tests).
         sleep: How to wait between retry rounds (injectable for tests).
     """
@@ -75,6 +100,9 @@ class Router:
         strategy: Strategy,
         retry: RetryPolicy,
         stats: StatsRecorder,
+        *,
+        health: HealthRegistry | None = None,
+        metrics: PodiumMetrics | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -83,6 +111,8 @@ class Router:
         self.strategy = strategy
         self.retry = retry
         self.stats = stats
+        self.health = health
+        self.metrics = metrics
         self._rng = rng or random.Random()
         self._sleep = sleep
 
@@ -124,14 +154,72 @@ class Router:
             )
         return [(p, model) for p in self.strategy.order(serving)]
 
+    # ------------------------------------------------------------------ plumbing
+
+    def _begin(self, ctx: CallContext) -> _Trace:
+        if ctx.deadline is None and self.health is not None:
+            default = self.health.settings.request_deadline
+            if default is not None:
+                ctx.deadline = time.monotonic() + default
+        if self.metrics is not None:
+            self.metrics.request_started(self.tenant)
+        return _Trace()
+
+    def _end(self, trace: _Trace, kind: str, error: BaseException | None, streamed: float = 0.0) -> None:
+        if self.metrics is not None:
+            total = time.perf_counter() - trace.started
+            self.metrics.request_finished(self.tenant, kind, total, trace.waited + streamed, error)
+
+    async def _serve(
+        self, kind: str, request: Req, ctx: CallContext, call: Callable[[Provider, Req], Awaitable[R]]
+    ) -> R:
+        trace = self._begin(ctx)
+        try:
+            with span("podium.request", {"podium.tenant": self.tenant, "podium.kind": kind}):
+                result, _ = await self._run(request, ctx, call, trace, settle=True)
+        except BaseException as exc:
+            self._end(trace, kind, exc)
+            raise
+        self._end(trace, kind, None)
+        return result
+
+    def _failed(
+        self, provider: str, model: str, permit: Permit | None, exc: ProviderError, secs: float
+    ) -> None:
+        self.stats.failure(self.tenant, provider, exc)
+        if permit is not None and self.health is not None:
+            self.health.failed(permit, exc)
+        if self.metrics is not None:
+            self.metrics.attempt(self.tenant, provider, model, secs, exc)
+
+    def _admit(
+        self, provider: Provider, model: str, blocked: list[tuple[str, Blocked]]
+    ) -> Permit | bool | None:
+        """A permit (or None without circuits) when the attempt may go; False when its circuit is open."""
+        if self.health is None:
+            return None
+        got = self.health.admit(self.tenant, provider.name, model)
+        if isinstance(got, Blocked):
+            blocked.append((provider.name, got))
+            if self.metrics is not None:
+                self.metrics.circuit_skip(self.tenant, provider.name)
+            return False
+        return got
+
     async def _run(
         self,
         request: Req,
         ctx: CallContext,
         call: Callable[[Provider, Req], Awaitable[R]],
-    ) -> R:
+        trace: _Trace,
+        *,
+        settle: bool,
+    ) -> tuple[R, Permit | None]:
+        """Try the plan in order, with retry rounds; ``settle=False`` leaves the permit to the caller."""
         plan = self.plan(request.model, ctx)
         attempts: list[Attempt] = []
+        blocked: list[tuple[str, Blocked]] = []
+        limited: list[RateLimitExceeded] = []
         pending = plan
         round_no = 0
         while True:
@@ -140,17 +228,27 @@ class Router:
             for provider, model in pending:
                 if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
                     break
+                mkey = model or provider.config.default_model or ""
+                permit = self._admit(provider, mkey, blocked)
+                if permit is False:
+                    continue
+                assert permit is None or isinstance(permit, Permit)
                 req = msgspec.structs.replace(request, model=model) if model != request.model else request
                 t0 = time.perf_counter()
                 try:
-                    result = await call(provider, req)
+                    with span("podium.upstream", {"podium.provider": provider.name, "podium.model": mkey}):
+                        result = await bounded(
+                            call(provider, req),
+                            attempt_timeout(provider.config.timeout, ctx),
+                            provider.name,
+                            "no answer",
+                        )
                 except ProviderError as exc:
+                    elapsed = time.perf_counter() - t0
+                    trace.waited += elapsed
                     exc.provider = exc.provider or provider.name
-                    elapsed = (time.perf_counter() - t0) * 1000
-                    attempts.append(
-                        Attempt(provider.name, model or provider.config.default_model or "", exc, elapsed)
-                    )
-                    self.stats.failure(self.tenant, provider.name, exc)
+                    attempts.append(Attempt(provider.name, mkey, exc, elapsed * 1000))
+                    self._failed(provider.name, mkey, permit, exc, elapsed)
                     if not exc.failover:
                         self.stats.request(self.tenant, ok=False)
                         raise
@@ -160,14 +258,28 @@ class Router:
                             retry_next.append((provider, model))
                             wait_at_least = max(wait_at_least, ra or 0.0)
                     continue
-                self.stats.success(self.tenant, provider.name, result.latency_ms, result.usage)
-                self.stats.request(self.tenant, ok=True)
+                except RateLimitExceeded as exc:
+                    # podium's own limit for this provider: no upstream call was made; try the next one.
+                    trace.waited += time.perf_counter() - t0
+                    if permit is not None and self.health is not None:
+                        self.health.released(permit)
+                    limited.append(exc)
+                    continue
+                except BaseException:
+                    # Cancelled, or refused before reaching the upstream (e.g. no model to call).
+                    trace.waited += time.perf_counter() - t0
+                    if permit is not None and self.health is not None:
+                        self.health.released(permit)
+                    raise
+                elapsed = time.perf_counter() - t0
+                trace.waited += elapsed
+                self._succeeded(provider.name, mkey, permit, result, elapsed, settle)
                 if attempts and isinstance(result, ChatResponse):
                     result.metadata["failed_attempts"] = [
                         {"provider": a.provider, "error": type(a.error).__name__, "message": str(a.error)}
                         for a in attempts
                     ]
-                return result
+                return result, permit
             round_no += 1
             if not retry_next or round_no > self.retry.max_retries:
                 break
@@ -175,25 +287,47 @@ class Router:
             left = ctx.remaining()
             if left is not None and delay >= left:
                 break
+            t0 = time.perf_counter()
             await self._sleep(delay)
+            trace.waited += time.perf_counter() - t0
             pending = retry_next
         self.stats.request(self.tenant, ok=False)
-        raise _all_failed(attempts)
+        if limited and not attempts:
+            raise min(limited, key=lambda e: e.retry_after)
+        raise _all_failed(attempts, blocked)
+
+    def _succeeded(
+        self, provider: str, model: str, permit: Permit | None, result: _Result, secs: float, settle: bool
+    ) -> None:
+        self.stats.success(self.tenant, provider, result.latency_ms, result.usage)
+        self.stats.request(self.tenant, ok=True)
+        if permit is not None and settle and self.health is not None:
+            self.health.succeeded(permit, secs * 1000)
+        if self.metrics is not None:
+            self.metrics.attempt(self.tenant, provider, model, secs, None)
+            if result.usage is not None:
+                self.metrics.record_tokens(self.tenant, provider, model, result.usage)
+
+    # ------------------------------------------------------------------- Backend
 
     async def chat(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         """Answer from the first provider that succeeds."""
-        return await self._run(request, ctx, lambda p, r: p.chat(r, ctx))
+        return await self._serve("chat", request, ctx, lambda p, r: p.chat(r, ctx))
 
     async def complete(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
         """Complete text with the first provider that succeeds."""
-        return await self._run(request, ctx, lambda p, r: p.complete(r, ctx))
+        return await self._serve("completion", request, ctx, lambda p, r: p.complete(r, ctx))
 
     async def embed(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
         """Embed with the first provider that succeeds."""
-        return await self._run(request, ctx, lambda p, r: p.embed(r, ctx))
+        return await self._serve("embedding", request, ctx, lambda p, r: p.embed(r, ctx))
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Stream from the first provider whose stream starts; no failover after the first chunk."""
+        """Stream from the first provider whose stream starts; no failover after the first chunk.
+
+        Every gap between chunks is bounded by the idle timeout and the request's deadline. A stream
+        counts as a success for health only once it ends well; a fault mid-stream counts against it.
+        """
 
         async def open_stream(provider: Provider, req: ChatRequest) -> _Opened:
             t0 = time.perf_counter()
@@ -207,24 +341,61 @@ class Router:
                 raise
             return _Opened(provider, agen, first, (time.perf_counter() - t0) * 1000)
 
-        opened = await self._run(request, ctx, open_stream)
+        trace = self._begin(ctx)
+        error: BaseException | None = None
+        first_at = 0.0
+        try:
+            with span("podium.request", {"podium.tenant": self.tenant, "podium.kind": "stream"}):
+                opened, permit = await self._run(request, ctx, open_stream, trace, settle=False)
+            first_at = time.perf_counter()
+            async for chunk in self._relay(opened, permit, ctx):
+                yield chunk
+        except GeneratorExit:
+            raise  # the caller stopped reading: its choice, not a failed request
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._end(trace, "stream", error, time.perf_counter() - first_at if first_at else 0.0)
+
+    async def _relay(
+        self, opened: _Opened, permit: Permit | None, ctx: CallContext
+    ) -> AsyncIterator[ChatChunk]:
+        name = opened.provider.name
+        idle = (
+            self.health.settings.stream_idle_timeout if self.health else None
+        ) or opened.provider.config.timeout
+        rest = with_idle_timeout(opened.agen, idle, ctx, name)
         usage: Usage | None = None
         try:
             if opened.first is not None:
                 usage = opened.first.usage or usage
                 yield opened.first
-                async for chunk in opened.agen:
+                async for chunk in rest:
                     if chunk.usage is not None:
                         usage = chunk.usage
                     yield chunk
         except ProviderError as exc:
-            exc.provider = exc.provider or opened.provider.name
-            self.stats.failure(self.tenant, opened.provider.name, exc)
+            exc.provider = exc.provider or name
+            self.stats.failure(self.tenant, name, exc)
+            if permit is not None and self.health is not None:
+                self.health.failed(permit, exc)
+            raise
+        except BaseException:
+            # The caller stopped reading (or was cancelled): nothing learnt about the upstream.
+            if permit is not None and self.health is not None:
+                self.health.released(permit)
             raise
         finally:
+            await _aclose(rest)
             await _aclose(opened.agen)
+        if permit is not None and self.health is not None:
+            self.health.succeeded(permit, opened.latency_ms)
         # The attempt was counted as a success when its first chunk arrived; add the tokens now.
-        self.stats.success_tokens(self.tenant, opened.provider.name, usage)
+        self.stats.success_tokens(self.tenant, name, usage)
+        if self.metrics is not None and usage is not None:
+            model = opened.first.model if opened.first is not None and opened.first.model else ""
+            self.metrics.record_tokens(self.tenant, name, model, usage)
 
 
 class _Opened(msgspec.Struct):
@@ -243,11 +414,18 @@ async def _aclose(agen: AsyncIterator[ChatChunk]) -> None:
         await aclose()
 
 
-def _all_failed(attempts: list[Attempt]) -> AllProvidersFailed | NoHealthyProviders:
+def _all_failed(attempts: list[Attempt], blocked: list[tuple[str, Blocked]]) -> PodiumError:
+    skipped = ", ".join(f"{name} ({b.reason}; retry in {b.retry_after:.1f} s)" for name, b in blocked)
     if not attempts:
+        if blocked:
+            return NoHealthyProviders(
+                f"every candidate provider's circuit is open: {skipped}",
+                retry_after=min(b.retry_after for _, b in blocked),
+            )
         return NoHealthyProviders("no provider could be tried before the request's deadline")
     last = attempts[-1].error
     summary = "; ".join(f"{a.provider}: {type(a.error).__name__}" for a in attempts)
+    also = f"; skipped with an open circuit: {skipped}" if blocked else ""
     return AllProvidersFailed(
-        f"all {len(attempts)} attempts failed ({summary}); last error: {last}", attempts=attempts
+        f"all {len(attempts)} attempts failed ({summary}); last error: {last}{also}", attempts=attempts
     )

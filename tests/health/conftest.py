@@ -1,0 +1,3 @@
+from tests.health.stores import stores
+
+__all__ = ["stores"]

@@ -1,0 +1,47 @@
+"""Two "replicas" of shared state for health tests: one in-process store, or two clients of the real Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from podium.state import MemoryStateStore, RedisStateStore, StateStore
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _require_redis() -> None:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return
+    except OSError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Redis at 127.0.0.1:6379 is required under CI")
+        pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def stores(request: pytest.FixtureRequest) -> AsyncIterator[tuple[StateStore, StateStore]]:
+    """The state store as two replicas see it (a unique key prefix per test on Redis)."""
+    prefix = f"podium-health-test:{uuid.uuid4().hex}:"
+    if request.param == "memory":
+        shared = MemoryStateStore(prefix)
+        yield shared, shared
+        return
+    _require_redis()
+    a, b = RedisStateStore.from_url(REDIS_URL, prefix), RedisStateStore.from_url(REDIS_URL, prefix)
+    try:
+        yield a, b
+    finally:
+        await a.aclose()
+        await b.aclose()
+        client = Redis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
