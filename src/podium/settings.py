@@ -65,6 +65,7 @@ from podium._settings_sources import (
 )
 from podium.auth.config import AuthSettings
 from podium.health.config import HealthSettings
+from podium.server.config import ServerSettings
 
 __all__ = [
     "BudgetEntry",
@@ -125,6 +126,7 @@ class Settings(BaseSettings):
     config_store: ConfigStoreSettings = Field(default_factory=ConfigStoreSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     redis_url: Dsn | None = None
     openai_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None

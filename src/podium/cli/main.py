@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from podium import __version__
-from podium.cli import audit, data, demo, keys
+from podium.cli import audit, data, demo, keys, serve
 
 app = typer.Typer(
     name="podium",
@@ -15,6 +15,9 @@ app = typer.Typer(
 )
 app.command(name="demo", help="Run podium against simulated upstreams on loopback and show what it does.")(
     demo.run
+)
+app.command(name="serve", help="Run the gateway server (OpenAI/Anthropic-compatible /v1 and /api/ai).")(
+    serve.serve
 )
 app.add_typer(audit.app, name="audit")
 app.add_typer(data.app, name="data")

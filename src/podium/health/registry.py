@@ -30,6 +30,10 @@ class Permit:
     model_trial: bool
 
 
+RATE_LIMITED = "rate limited by the provider"
+"""How a circuit opened by a provider's 429 is described (the text travels to other replicas too)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Blocked:
     """An attempt refused because a circuit is open.
@@ -41,6 +45,11 @@ class Blocked:
 
     retry_after: float
     reason: str
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether the provider itself asked to be left alone (a 429 with Retry-After), not a fault."""
+        return self.reason.startswith(RATE_LIMITED)
 
 
 class HealthRegistry:
@@ -117,7 +126,7 @@ class HealthRegistry:
         mt.breaker.fault(permit.model_trial, name)
         if isinstance(error, ProviderRateLimited) and error.retry_after:
             # The provider said when to come back: nobody should call it before then.
-            t.breaker.trip(error.retry_after, f"rate limited by the provider for {error.retry_after:g} s")
+            t.breaker.trip(error.retry_after, f"{RATE_LIMITED} for {error.retry_after:g} s")
 
     def released(self, permit: Permit) -> None:
         """The attempt ended without telling anything about the upstream (cancelled, caller's error)."""

@@ -417,6 +417,14 @@ async def _aclose(agen: AsyncIterator[ChatChunk]) -> None:
 def _all_failed(attempts: list[Attempt], blocked: list[tuple[str, Blocked]]) -> PodiumError:
     skipped = ", ".join(f"{name} ({b.reason}; retry in {b.retry_after:.1f} s)" for name, b in blocked)
     if not attempts:
+        if blocked and all(b.rate_limited for _, b in blocked):
+            # Every candidate asked us to wait: tell the caller the same, as a 429 with Retry-After.
+            name, soonest = min(blocked, key=lambda nb: nb[1].retry_after)
+            return ProviderRateLimited(
+                f"every candidate provider is rate limited: {skipped}",
+                provider=name,
+                retry_after=max(1.0, soonest.retry_after),
+            )
         if blocked:
             return NoHealthyProviders(
                 f"every candidate provider's circuit is open: {skipped}",

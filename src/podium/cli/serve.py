@@ -1,0 +1,112 @@
+"""``podium serve``: run the gateway under uvicorn.
+
+Each worker process builds its own orchestrator from the same configuration (the options travel to
+workers in one environment variable, since uvicorn starts workers from an import string). SIGTERM stops
+accepting, lets in-flight requests finish (``graceful_timeout``), then closes the orchestrator, which
+drains the record writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+import uvicorn
+from starlette.applications import Starlette
+
+from podium.auth.chain import build_authenticator
+from podium.auth.config import AuthSettings
+from podium.auth.principal import Authenticator, Principal
+from podium.errors import ConfigError
+from podium.orchestrator import Orchestrator
+from podium.server import create_app
+from podium.settings import Settings
+from podium.storage.api_keys import ApiKeys
+
+_ENV = "PODIUM_SERVE_OPTIONS"
+
+
+class _StartedAuthenticator:
+    """Builds the configured authenticator once the orchestrator's database is open, then delegates."""
+
+    def __init__(self, orchestrator: Orchestrator, settings: AuthSettings) -> None:
+        self.orchestrator = orchestrator
+        self.settings = settings
+        self._inner: Any = None
+
+    async def start(self) -> None:
+        db = self.orchestrator.database
+        self._inner = build_authenticator(
+            self.settings, ApiKeys(db) if db is not None else None, self.orchestrator.writer
+        )
+        await self._inner.start()
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        principal: Principal = await self._inner.authenticate(headers)
+        return principal
+
+
+def build_app(config: str | None = None, no_auth: bool = False) -> Starlette:
+    """The app one worker serves (its orchestrator starts and stops with it)."""
+    settings = Settings.load(config)
+    server, auth = settings.server, settings.auth
+    orchestrator = Orchestrator(settings)
+    authenticator: Authenticator | None = None
+    if not no_auth and auth.enabled:
+        authenticator = _StartedAuthenticator(orchestrator, auth)
+    return create_app(
+        orchestrator,
+        authenticator=authenticator,
+        auth_enabled=authenticator is not None,
+        aliases=server.aliases,
+        max_body_bytes=server.max_body_bytes,
+        manage_orchestrator=True,
+    )
+
+
+def worker_app() -> Starlette:
+    """Uvicorn factory for worker processes: options come from ``PODIUM_SERVE_OPTIONS``."""
+    options = json.loads(os.environ.get(_ENV, "{}"))
+    return build_app(options.get("config"), bool(options.get("no_auth")))
+
+
+def serve(
+    config: Path | None = typer.Option(None, "--config", "-c", help="config.yaml (default: ./config.yaml)."),
+    host: str | None = typer.Option(None, help="Interface (default: server.host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default: server.port, 8080)."),
+    workers: int | None = typer.Option(None, min=1, help="Worker processes (default: server.workers, 1)."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Serve without authentication (local use only)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Run the gateway: OpenAI- and Anthropic-compatible /v1 and the /api/ai API."""
+    path = str(config) if config is not None else None
+    try:
+        settings = Settings.load(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    server = settings.server
+    n = workers or server.workers
+    common: dict[str, Any] = {
+        "host": host or server.host,
+        "port": port if port is not None else server.port,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": server.graceful_timeout,
+        "http": "httptools",
+        "loop": "uvloop",
+        "access_log": False,
+        "lifespan": "on",
+    }
+    if n == 1:
+        uvicorn.run(build_app(path, no_auth), **common)
+        return
+    os.environ[_ENV] = json.dumps({"config": path, "no_auth": no_auth})
+    uvicorn.run("podium.cli.serve:worker_app", factory=True, workers=n, **common)

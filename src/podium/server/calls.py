@@ -1,0 +1,61 @@
+"""Calling the orchestrator from a route, with the time spent upstream accounted for.
+
+Streams are opened before the answer's head is sent: an upstream that fails before its first chunk
+(rate limit, unknown model, outage) is then an ordinary HTTP error the caller's SDK understands, not
+an error event inside a 200 stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+
+from podium.auth.principal import Principal
+from podium.backend import CallContext
+from podium.server.deps import add_upstream_ms, state
+from podium.server.http import request_id
+from podium.types import ChatChunk, ChatRequest, ChatResponse
+
+
+def context(request: Request, who: Principal, tenant: str, user: str | None) -> CallContext:
+    """The call context of a request: tenant, request id, end user and the caller's key."""
+    metadata = {"key_id": who.key_id} if who.key_id else {}
+    return CallContext(tenant=tenant, request_id=request_id(request.scope), user_id=user, metadata=metadata)
+
+
+async def chat(request: Request, req: ChatRequest, ctx: CallContext) -> ChatResponse:
+    """Answer a chat; the provider's latency counts as upstream time."""
+    resp = await state(request).orchestrator.chat_request(req, ctx)
+    add_upstream_ms(request, resp.latency_ms)
+    return resp
+
+
+async def open_stream(
+    request: Request, req: ChatRequest, ctx: CallContext
+) -> tuple[ChatChunk | None, AsyncIterator[ChatChunk]]:
+    """Start a stream and wait for its first chunk (errors before it raise here)."""
+    stream = state(request).orchestrator.stream_request(req, ctx)
+    return await first_chunk(request, stream), stream
+
+
+async def first_chunk(request: Request, stream: AsyncIterator[ChatChunk]) -> ChatChunk | None:
+    """Wait for a stream's first chunk, counting the wait as upstream time; close it on failure."""
+    t0 = time.perf_counter()
+    try:
+        first: ChatChunk | None = await anext(stream)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await aclose(stream)
+        raise
+    add_upstream_ms(request, (time.perf_counter() - t0) * 1000)
+    return first
+
+
+async def aclose(stream: AsyncIterator[ChatChunk]) -> None:
+    """Close a stream (and with it the upstream connection) if it can be closed."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,166 @@
+"""What every route needs before it acts: the caller, the tenant, and the decoded body.
+
+These are plain functions over Starlette's ``Request`` rather than FastAPI dependencies: the hot
+routes call them directly, which keeps per-request work to a few attribute lookups.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+
+from podium.auth.principal import Authenticator, Permission, Principal
+from podium.auth.rbac import authorize
+from podium.errors import RequestError
+from podium.orchestrator import Orchestrator
+from podium.server.config import DEFAULT_MAX_BODY_BYTES
+from podium.server.errors import PayloadTooLarge
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class ServerState:
+    """Everything the routes share, stored on ``app.state.podium``.
+
+    Attributes:
+        orchestrator: Serves the requests.
+        authenticator: Turns headers into a principal.
+        aliases: Public model names mapped to ``model`` or ``provider/model``.
+        max_body_bytes: Larger request bodies are refused with 413.
+    """
+
+    orchestrator: Orchestrator
+    authenticator: Authenticator
+    aliases: dict[str, str] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def resolve_model(self, model: str | None) -> str | None:
+        """Apply a configured alias to a requested model name."""
+        if model is None:
+            return None
+        return self.aliases.get(model, model)
+
+
+def state(request: Request) -> ServerState:
+    """The server state of the app serving ``request``."""
+    st: ServerState = request.app.state.podium
+    return st
+
+
+async def principal(request: Request) -> Principal:
+    """Authenticate the request (401 on missing or bad credentials)."""
+    return await state(request).authenticator.authenticate(request.headers)
+
+
+async def access(request: Request, permission: Permission) -> tuple[Principal, str]:
+    """Authenticate, authorise ``permission`` and return the caller and the tenant acted on.
+
+    The tenant is the caller's own; an ``admin`` may act for another with ``?tenant=`` or the
+    ``x-podium-tenant`` header (anyone else naming another tenant gets 404).
+    """
+    who = await principal(request)
+    asked = request.query_params.get("tenant") or request.headers.get("x-podium-tenant")
+    authorize(who, permission, asked)
+    return who, asked or who.tenant
+
+
+def note_upstream(request: Request, started: float) -> None:
+    """Add the time since ``started`` (a ``perf_counter`` value) to the request's upstream wait."""
+    add_upstream_ms(request, (time.perf_counter() - started) * 1000)
+
+
+def add_upstream_ms(request: Request, ms: float) -> None:
+    """Count ``ms`` as time spent waiting on the upstream (excluded from ``x-podium-overhead-ms``)."""
+    timing = request.scope.get("podium.timing")
+    if timing is not None:
+        timing[1] += ms
+
+
+async def read_body(request: Request) -> bytes:
+    """Read the body, refusing (413) anything over the configured size before reading it all."""
+    limit = state(request).max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """Decode a JSON body into a wire type; bad JSON or wrong fields are a 400 naming the problem."""
+    if not body:
+        raise RequestError("request body is empty; send a JSON object")
+    try:
+        return decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"request body is not valid JSON: {exc}") from exc
+    except msgspec.ValidationError as exc:
+        raise RequestError(f"invalid request: {exc}", param=_param(str(exc))) from exc
+
+
+def decode_any(body: bytes) -> dict[str, Any]:
+    """Decode a JSON object body into a dict (for the non-hot management routes)."""
+    value = decode(body, _ANY)
+    if not isinstance(value, dict):
+        raise RequestError("request body must be a JSON object")
+    return value
+
+
+_ANY: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+def _param(message: str) -> str | None:
+    # msgspec names the location as "at `$.messages[0].role`"; the top-level key is the parameter.
+    marker = "`$."
+    start = message.find(marker)
+    if start < 0:
+        return None
+    rest = message[start + len(marker) :]
+    end = min((i for i in (rest.find(c) for c in "`[.") if i >= 0), default=len(rest))
+    return rest[:end] or None
+
+
+def decode_lenient(body: bytes, decoder: msgspec.json.Decoder[T], into: type[T]) -> tuple[T, dict[str, Any]]:
+    """Decode a body whose unknown top-level fields are vendor extensions, not mistakes.
+
+    The fast path is one strict decode. Only when it names an unknown field is the body decoded again
+    as a dict: the known fields are validated as usual and the unknown ones returned, to be passed to
+    the provider verbatim (what the SDKs send with ``extra_body``).
+    """
+    try:
+        return decode(body, decoder), {}
+    except RequestError as exc:
+        if "unknown field" not in exc.message:
+            raise
+    raw = decode_any(body)
+    known = set(getattr(into, "__struct_fields__", ()))
+    ours = {k: v for k, v in raw.items() if k in known}
+    theirs = {k: v for k, v in raw.items() if k not in known}
+    try:
+        return msgspec.convert(ours, into), theirs
+    except msgspec.ValidationError as exc:
+        raise RequestError(f"invalid request: {exc}", param=_param(str(exc))) from exc
+
+
+async def body_access(request: Request, permission: Permission) -> tuple[Principal, str, dict[str, Any]]:
+    """Access check where the body may name the tenant too (as the seed's ``tenant`` option)."""
+    who, tenant = await access(request, permission)
+    body = decode_any(await read_body(request))
+    named = body.pop("tenant", None)
+    if named is not None:
+        if not isinstance(named, str) or not named:
+            raise RequestError("tenant must be a non-empty string", param="tenant")
+        authorize(who, permission, named)
+        tenant = named
+    return who, tenant, body

@@ -1,0 +1,132 @@
+"""ASGI plumbing: request ids, podium's own time per request, JSON and SSE responses.
+
+``RequestTiming`` is the outermost layer, so every answer (errors and 500s included) carries
+``x-request-id``, and ``x-podium-overhead-ms`` = time from receiving the request to sending the
+response head, minus the time routes reported as spent waiting on upstream providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            # Keep a caller's id only when it is short and printable, so logs stay readable.
+            text: str = value.decode("latin-1")
+            if 0 < len(text) <= 128 and text.isascii() and text.isprintable():
+                return text
+            return None
+    return None
+
+
+class RequestTiming:
+    """Adds ``x-request-id`` and ``x-podium-overhead-ms`` to every HTTP answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        # [start time, upstream milliseconds]; routes add to the second item.
+        timing = [time.perf_counter(), 0.0]
+        scope["podium.timing"] = timing
+        scope["podium.request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                overhead = (time.perf_counter() - timing[0]) * 1000 - timing[1]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-podium-overhead-ms", f"{max(0.0, overhead):.3f}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def request_id(scope: Scope) -> str:
+    """The id ``RequestTiming`` gave the request."""
+    rid: str = scope.get("podium.request_id") or uuid.uuid4().hex
+    return rid
+
+
+class JSONBytes(Response):
+    """A JSON answer from already-encoded bytes (or any msgspec-encodable value)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """Encode with msgspec: structs and dicts alike, in one pass."""
+        return content if isinstance(content, bytes) else _ENCODER.encode(content)
+
+
+class SSEResponse(Response):
+    """A server-sent-event stream that stops producing when the client goes away.
+
+    The body iterator is consumed in its own task while another waits for ``http.disconnect``; a
+    disconnect cancels the producer, whose ``finally`` blocks close the upstream stream at once rather
+    than at the next chunk.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, events: AsyncIterator[bytes], headers: dict[str, str] | None = None, status_code: int = 200
+    ) -> None:
+        self.events = events
+        self.status_code = status_code
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the events until they end or the client disconnects."""
+        producer = asyncio.ensure_future(self._produce(send))
+        listener = asyncio.ensure_future(self._wait_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait({producer, listener}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (producer, listener):
+                if not task.done():
+                    task.cancel()
+            for task in (producer, listener):
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await task
+        if producer in done and not producer.cancelled():
+            # A client that went away mid-write is not an error of ours.
+            with contextlib.suppress(OSError):
+                producer.result()
+
+    async def _produce(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for event in self.events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        finally:
+            aclose = getattr(self.events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _wait_disconnect(receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
