@@ -25,6 +25,7 @@ from podium.errors import (
     ShuttingDown,
 )
 from podium.health import HealthSummary, ProviderHealth
+from podium.limits.limiter import LimitExceeded
 from podium.orchestrator import Orchestrator
 from podium.provider_info import ModelInfo, ProviderInfo
 from podium.routing.retry import RetryPolicy
@@ -60,6 +61,7 @@ __all__ = [
     "EmbedRequest",
     "EmbedResponse",
     "HealthSummary",
+    "LimitExceeded",
     "MalformedResponse",
     "Message",
     "ModelInfo",

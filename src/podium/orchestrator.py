@@ -13,12 +13,16 @@ import logging
 import os
 import signal
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from podium import data_transfer
 from podium._durable import Durable
+from podium._governance_api import GovernanceApi
 from podium._inflight import InFlight
 from podium._provider_factory import build_provider, current_settings, normalise
 from podium._provider_records import join_settings, split_settings
@@ -28,10 +32,14 @@ from podium.config.manager import ConfigManager
 from podium.config.store import ProviderRecord
 from podium.config.templates import TemplateRegistry
 from podium.config.validators import ValidatorRegistry
+from podium.costs.pricing import PriceOverride
 from podium.errors import ConfigError, Conflict, NotFound, PodiumError, RequestError
 from podium.events import ConfigEvent, EventBus
 from podium.health import HealthMonitor, HealthRegistry, HealthSettings, HealthSummary, ProviderHealth
 from podium.health.stats import Statistics, StatsRecorder
+from podium.limits.governance import Governance
+from podium.limits.governed import Governed
+from podium.limits.guarded import Guarded
 from podium.observability.metrics import PodiumMetrics
 from podium.provider_info import ModelInfo, ProviderInfo, describe
 from podium.providers.base import CheckResult, Provider
@@ -43,6 +51,7 @@ from podium.routing.strategies import STRATEGIES, Strategy
 from podium.settings import Settings
 from podium.storage.conversations import Conversation, Conversations
 from podium.storage.db import Database
+from podium.storage.repositories import RequestLog
 from podium.storage.writer import RecordWriter
 from podium.types import (
     ChatChunk,
@@ -58,7 +67,7 @@ from podium.types import (
 logger = logging.getLogger(__name__)
 
 
-class Orchestrator:
+class Orchestrator(GovernanceApi):
     """Async entry point: providers per tenant, and chat / stream / complete / embed over them.
 
     ``Orchestrator()`` keeps everything in memory. ``await Orchestrator.from_config("config.yaml")``
@@ -107,6 +116,8 @@ class Orchestrator:
         self.validators = ValidatorRegistry()
         self.templates = TemplateRegistry()
         self._code_built: set[tuple[str, str]] = set()
+        self.governance = Governance(bus=self.bus)
+        self._guards: weakref.WeakKeyDictionary[Provider, Guarded] = weakref.WeakKeyDictionary()
         self._inflight = InFlight()
         self._durable: Durable | None = None
         self._started = False
@@ -139,6 +150,7 @@ class Orchestrator:
             self._started = True
             return
         settings = self.settings
+        self.governance = Governance.from_settings(settings, settings.governance, bus=self.bus)
         for entry in settings.providers:
             values = {**settings.provider_defaults(entry.type), **entry.settings}
             try:
@@ -151,6 +163,7 @@ class Orchestrator:
             self._install(provider)
         durable = await Durable.open(settings, self.bus)
         self._durable = durable
+        self.governance.attach_storage(durable.writer, RequestLog(durable.database))
         try:
             manager = durable.config_manager
             manager.validators = self.validators
@@ -169,6 +182,9 @@ class Orchestrator:
                 interval=settings.health.check_interval or settings.performance.health_check_interval,
             )
             self._monitor.start()
+            # Stacks built before start (if any) used the in-memory parts: rebuild them.
+            self._routers.clear()
+            self._backends.clear()
         except BaseException:
             await self.aclose()
             raise
@@ -236,6 +252,7 @@ class Orchestrator:
         """Build a provider after the validators (built-in and registered) passed; every problem listed."""
         config = {**normalise(values), "name": name, "tenant": tenant, "type": type_}
         errors = await self.validators.validate(type_, config)
+        errors += _price_errors(config)
         try:
             provider = build_provider(type_, name, tenant, values, self.adapter)
         except RequestError as exc:
@@ -247,7 +264,24 @@ class Orchestrator:
         return provider
 
     def _install(self, provider: Provider) -> None:
-        self._providers.setdefault(provider.config.tenant, {})[provider.name] = provider
+        c = provider.config
+        self._providers.setdefault(c.tenant, {})[provider.name] = provider
+        self.governance.pricing.set_provider(
+            provider.name, tenant=c.tenant, kind=c.type, prices=c.prices, models=c.model_prices
+        )
+
+    def _guarded(self, provider: Provider) -> Backend:
+        """The governance layer of one provider (its limits, its cost), made once per provider object."""
+        guarded = self._guards.get(provider)
+        if guarded is None:
+            guarded = Guarded(
+                provider,
+                self.governance.guard,
+                provider_name=provider.name,
+                default_model=provider.config.default_model,
+            )
+            self._guards[provider] = guarded
+        return guarded
 
     async def _persist(self, provider: Provider) -> None:
         if self._durable is None:
@@ -449,6 +483,7 @@ class Orchestrator:
                 self.stats,
                 health=self.health,
                 metrics=self.metrics,
+                attempt=self._guarded,
             )
             self._routers[tenant] = router
         return router
@@ -457,7 +492,7 @@ class Orchestrator:
         """The top of the tenant's request stack: the router, recorded when storage is open."""
         backend = self._backends.get(tenant)
         if backend is None:
-            backend = self.router(tenant)
+            backend = Governed(self.router(tenant), self.governance.guard)
             if self._durable is not None and self.settings is not None:
                 storage = self.settings.storage
                 backend = Recorded(
@@ -745,6 +780,7 @@ class Orchestrator:
         monitor, self._monitor = self._monitor, None
         if monitor is not None:
             await monitor.stop()
+        await self.governance.aclose()
         retiring = list(self._retiring.items())
         for task, _ in retiring:
             task.cancel()
@@ -759,6 +795,20 @@ class Orchestrator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _price_errors(config: Mapping[str, Any]) -> list[str]:
+    errors: list[str] = []
+    tables = [("prices", config.get("prices"))]
+    tables += [(f"model_prices.{m}", p) for m, p in (config.get("model_prices") or {}).items()]
+    for where, table in tables:
+        if table is None:
+            continue
+        try:
+            PriceOverride.model_validate(table)
+        except ValidationError as exc:
+            errors += [f"{where}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return errors
 
 
 __all__ = ["ModelInfo", "Orchestrator", "ProviderInfo"]

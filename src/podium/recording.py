@@ -22,6 +22,7 @@ import msgspec
 from podium._actor import current_actor
 from podium.backend import Backend, CallContext
 from podium.errors import AllProvidersFailed, PodiumError
+from podium.limits.guarded import SETTLEMENT
 from podium.storage.audit import request_event
 from podium.storage.conversations import message_record
 from podium.storage.records import RequestRecord
@@ -91,11 +92,15 @@ class Recorded:
         provider = model = ""
         text: list[str] = []
         status, error = "aborted", None
+        cost: float | None = None
+        agen = self.inner.stream(request, ctx)
         try:
-            async for chunk in self.inner.stream(request, ctx):
+            async for chunk in agen:
                 provider, model = chunk.provider or provider, chunk.model or model
                 if chunk.usage is not None:
                     usage = chunk.usage
+                if chunk.cost is not None:
+                    cost = chunk.cost
                 if chunk.delta:
                     text.append(chunk.delta)
                 yield chunk
@@ -104,8 +109,12 @@ class Recorded:
             status, error = "error", exc
             raise
         finally:
-            # Runs also when the caller stops reading (GeneratorExit) or is cancelled: an aborted
-            # stream is recorded with the usage received so far.
+            # Runs also when the caller stops reading (GeneratorExit) or is cancelled: the layers below
+            # are closed first, so an aborted stream is recorded with what it was charged.
+            await agen.aclose()  # type: ignore[attr-defined]
+            settlement = ctx.metadata.get(SETTLEMENT)
+            if cost is None and settlement is not None:
+                cost = settlement.cost
             self._record(
                 ctx,
                 "chat",
@@ -115,6 +124,7 @@ class Recorded:
                 provider=provider,
                 model=model,
                 usage=usage,
+                cost=cost,
                 error=error,
                 status=status,
                 response_body={"content": "".join(text)} if self.store_bodies else None,
@@ -184,7 +194,10 @@ class Recorded:
         extra: dict[str, Any] | None = None,
         response_body: dict[str, Any] | None = None,
     ) -> None:
-        metadata: dict[str, Any] = {k: v for k, v in ctx.metadata.items() if k != "task_type"}
+        # Keys under "podium." are the layers' own objects (tickets, settlements), not labels.
+        metadata: dict[str, Any] = {
+            k: v for k, v in ctx.metadata.items() if k != "task_type" and not k.startswith("podium.")
+        }
         metadata.update(extra or {})
         if error is not None:
             provider = provider or getattr(error, "provider", None) or _last_provider(error)

@@ -64,6 +64,7 @@ from podium._settings_sources import (
     YamlSource,
 )
 from podium.auth.config import AuthSettings
+from podium.costs.config import GovernanceSettings
 from podium.health.config import HealthSettings
 from podium.server.config import ServerSettings
 
@@ -127,6 +128,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     redis_url: Dsn | None = None
     openai_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None

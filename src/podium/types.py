@@ -200,7 +200,7 @@ class ToolCallDelta(msgspec.Struct, omit_defaults=True):
 
 
 class ChatChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One piece of a streamed answer; the last chunk of a stream carries ``usage``."""
+    """One piece of a streamed answer; the last chunk of a stream carries ``usage`` (and ``cost``, USD)."""
 
     delta: str = ""
     tool_calls: list[ToolCallDelta] | None = None
@@ -210,6 +210,7 @@ class ChatChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str = ""
     provider: str = ""
     model: str = ""
+    cost: float | None = None
 
 
 class CompletionRequest(msgspec.Struct, omit_defaults=True):

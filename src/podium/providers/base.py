@@ -62,6 +62,14 @@ class ProviderConfig(BaseModel):
     max_connections: int = Field(default=100, ge=1)
     headers: dict[str, str] = Field(default_factory=dict, alias="customHeaders")
     enabled: bool = True
+    prices: dict[str, float] | None = Field(
+        default=None,
+        description="USD per million tokens for every model: input, output, cached_input (overrides "
+        "genai-prices; needed for custom and local models).",
+    )
+    model_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Prices of single models, as ``prices`` (win over it)."
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from podium.backend import CallContext
+from podium.backend import Backend, CallContext
 from podium.errors import (
     AllProvidersFailed,
     Attempt,
@@ -89,6 +89,8 @@ class Router:
         health: Circuits and rolling health; providers with an open circuit are skipped, and its settings
             give the default request deadline and the stream idle timeout (None: no circuits).
         metrics: Prometheus metrics to record into (None: none).
+        attempt: The layer each attempt goes through for a provider (limits, budget, cost: the
+            governance ``Guarded`` wrapper); None calls the provider directly.
         rng: Randomness for backoff jitter (injectable for tests).
         sleep: How to wait between retry rounds (injectable for tests).
     """
@@ -103,6 +105,7 @@ class Router:
         *,
         health: HealthRegistry | None = None,
         metrics: PodiumMetrics | None = None,
+        attempt: Callable[[Provider], Backend] | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -113,8 +116,13 @@ class Router:
         self.stats = stats
         self.health = health
         self.metrics = metrics
+        self._attempt = attempt
         self._rng = rng or random.Random()
         self._sleep = sleep
+
+    def target(self, provider: Provider) -> Backend:
+        """What an attempt on ``provider`` calls: the provider, through the attempt layer if any."""
+        return provider if self._attempt is None else self._attempt(provider)
 
     def plan(self, model: str | None, ctx: CallContext) -> list[tuple[Provider, str | None]]:
         """Return ``(provider, model)`` pairs in the order they will be tried.
@@ -312,15 +320,15 @@ class Router:
 
     async def chat(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         """Answer from the first provider that succeeds."""
-        return await self._serve("chat", request, ctx, lambda p, r: p.chat(r, ctx))
+        return await self._serve("chat", request, ctx, lambda p, r: self.target(p).chat(r, ctx))
 
     async def complete(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
         """Complete text with the first provider that succeeds."""
-        return await self._serve("completion", request, ctx, lambda p, r: p.complete(r, ctx))
+        return await self._serve("completion", request, ctx, lambda p, r: self.target(p).complete(r, ctx))
 
     async def embed(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
         """Embed with the first provider that succeeds."""
-        return await self._serve("embedding", request, ctx, lambda p, r: p.embed(r, ctx))
+        return await self._serve("embedding", request, ctx, lambda p, r: self.target(p).embed(r, ctx))
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
         """Stream from the first provider whose stream starts; no failover after the first chunk.
@@ -331,7 +339,7 @@ class Router:
 
         async def open_stream(provider: Provider, req: ChatRequest) -> _Opened:
             t0 = time.perf_counter()
-            agen = provider.stream(req, ctx).__aiter__()
+            agen = self.target(provider).stream(req, ctx).__aiter__()
             try:
                 first = await agen.__anext__()
             except StopAsyncIteration:

@@ -1,0 +1,52 @@
+"""Token-bucket arithmetic, pure: no clock, no storage, so it is tested exactly.
+
+A bucket holds at most ``capacity`` tokens and refills continuously at ``rate`` tokens per second. A
+limit of N per window is a bucket of capacity N refilling at N/window: a burst of N is allowed, then
+one more every window/N seconds. The same arithmetic runs inside the Redis Lua scripts
+(``podium/state/scripts``); the state store tests hold both implementations to the same behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """The outcome of :func:`take`.
+
+    Attributes:
+        ok: The tokens were available.
+        tokens: The bucket's level afterwards (unchanged when refused).
+        retry_after: Seconds until the request would fit (0 when ok).
+    """
+
+    ok: bool
+    tokens: float
+    retry_after: float
+
+
+def level(tokens: float, stamp: float, capacity: float, rate: float, now: float) -> float:
+    """The bucket's tokens at ``now``, given it held ``tokens`` at ``stamp``.
+
+    A clock that went backwards adds nothing (never removes tokens either).
+    """
+    return min(capacity, tokens + max(0.0, now - stamp) * rate)
+
+
+def take(tokens: float, capacity: float, rate: float, amount: float) -> Taken:
+    """Take ``amount`` (clamped to ``capacity``) from a bucket holding ``tokens`` right now."""
+    need = min(amount, capacity)
+    if tokens >= need:
+        return Taken(True, tokens - need, 0.0)
+    return Taken(False, tokens, (need - tokens) / rate)
+
+
+def adjust(tokens: float, capacity: float, amount: float) -> float:
+    """Give back ``amount`` tokens (negative: take more, below zero if need be), never above capacity."""
+    return min(capacity, tokens + amount)
+
+
+def reset_after(tokens: float, capacity: float, rate: float) -> float:
+    """Seconds until a bucket holding ``tokens`` is full again."""
+    return max(0.0, (capacity - tokens) / rate)

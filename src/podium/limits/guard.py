@@ -1,0 +1,430 @@
+"""The guard: rate limits and budget reservations before a call, exact settlement after it.
+
+One request, in at most three state-store round trips (one atomic script each)::
+
+    ticket = await guard.admit(tenant, key_id, provider, estimate)   # tenant/key(/provider) limits + budget
+    permit = await guard.admit_provider(ticket, "gpt", "gpt-4o")     # per attempt; no round trip when the
+                                                                     # ticket already covers it
+    ...call the provider...
+    settlement = await guard.settle(ticket, response.usage)          # refunds, spend, ledger, alert flags
+    # on failure: await guard.release(permit) for a failed attempt, await guard.cancel(ticket) at the end
+
+The budget reservation is the request's maximum possible cost (prompt + ``max_tokens`` at the model's
+prices), so concurrent requests, on any number of replicas, cannot spend past a hard limit except by
+what a response costs beyond its own reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from podium.costs.alerts.base import BudgetAlert
+from podium.costs.alerts.dispatcher import Alerts
+from podium.costs.budgets import BudgetRef, Budgets
+from podium.costs.ledger import Ledger
+from podium.costs.pricing import Cost, Pricing
+from podium.errors import BudgetExceeded
+from podium.limits.config import LimitScope
+from podium.limits.estimate import RequestEstimate
+from podium.limits.limiter import Limiter, LimitExceeded, LimitPlan, rate_limit_headers
+from podium.state.base import BudgetReserve, Check, Op, Reservation, to_nanos, to_usd
+from podium.types import Usage
+
+
+class ProviderOverLimit(LimitExceeded):
+    """A provider is over podium's own limit for it: the router moves on to the next provider.
+
+    A podium limit, not a provider fault: it never counts against the provider's health.
+
+    Attributes:
+        provider: The provider over its limit.
+    """
+
+    code = "provider_over_limit"
+
+    def __init__(self, *, provider: str, **limit: Any) -> None:
+        super().__init__(**limit)
+        self.provider = provider
+
+
+@dataclass(frozen=True, slots=True)
+class GuardOptions:
+    """Tuning of the guard.
+
+    Attributes:
+        default_max_tokens: Output tokens reserved for requests that set no ``max_tokens``.
+    """
+
+    default_max_tokens: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a request cost.
+
+    Attributes:
+        cost: US dollars.
+        cost_nanos: Exact nano-dollars, as added to the ledger and budgets.
+        source: Where the price came from (``genai-prices``, ``override``, ``local``, ``unknown``).
+        alerts: Alerts this settlement raised (already being delivered).
+    """
+
+    cost: float
+    cost_nanos: int
+    source: str
+    alerts: tuple[BudgetAlert, ...] = ()
+
+
+@dataclass(eq=False)
+class Permit:
+    """One upstream attempt admitted by :meth:`Guard.admit_provider`."""
+
+    ticket: Ticket
+    provider: str
+    model: str | None
+    plan: LimitPlan | None
+
+
+@dataclass(eq=False)
+class Ticket:
+    """An admitted request: what it holds until it is settled or cancelled.
+
+    Attributes:
+        id: Unique id (also the concurrency-slot member).
+        headers: ``x-ratelimit-*`` headers for the response, from the tightest limits.
+        settlement: The settlement, once settled.
+    """
+
+    tenant: str
+    key_id: str | None
+    provider: str | None
+    model: str | None
+    estimate: RequestEstimate
+    tokens: int
+    plans: list[LimitPlan]
+    budgets: list[tuple[BudgetRef, int]]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    headers: dict[str, str] = field(default_factory=dict)
+    permits: list[Permit] = field(default_factory=list)
+    state: Literal["open", "settled", "cancelled"] = "open"
+    settlement: Settlement | None = None
+    charged_tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def reserved(self) -> int:
+        """The budget reservation per budget period, nano-dollars (the same for each)."""
+        return max((amount for _, amount in self.budgets), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    plan: LimitPlan | None
+    limit_name: str
+    ref: BudgetRef | None
+    amount: int
+
+
+class Guard:
+    """Admits requests under rate limits and budgets and settles their real cost.
+
+    Args:
+        limiter: Rate-limit configurations (its store is the guard's store).
+        budgets: Budget configurations.
+        pricing: Prices.
+        ledger: The cost ledger.
+        alerts: Alert delivery.
+        options: Tuning.
+    """
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        budgets: Budgets,
+        pricing: Pricing,
+        ledger: Ledger,
+        alerts: Alerts,
+        options: GuardOptions | None = None,
+    ) -> None:
+        self.store = limiter.store
+        self.limiter = limiter
+        self.budgets = budgets
+        self.pricing = pricing
+        self.ledger = ledger
+        self.alerts = alerts
+        self.options = options or GuardOptions()
+
+    def _max_cost(
+        self, tenant: str, provider: str | None, model: str | None, estimate: RequestEstimate
+    ) -> int:
+        if estimate.max_cost is not None:
+            return to_nanos(estimate.max_cost)
+        if model is None:
+            return 0
+        out = estimate.max_tokens if estimate.max_tokens is not None else self.options.default_max_tokens
+        return self.pricing.max_cost(
+            estimate.prompt_tokens, out, model=model, provider=provider, tenant=tenant
+        ).nanos
+
+    async def admit(
+        self, tenant: str, key_id: str | None, provider: str | None, estimate: RequestEstimate
+    ) -> Ticket:
+        """Take the tenant's, the key's (and the provider's, when named) limits and reserve the budget.
+
+        One atomic state-store step. Limits with ``max_wait`` wait for capacity up to that long.
+
+        Raises:
+            LimitExceeded: a rate limit refused the request (HTTP 429, ``retry_after``, ``headers()``).
+            BudgetExceeded: a hard budget cannot cover the request's maximum cost (HTTP 402, ``scope``).
+        """
+        out = estimate.max_tokens if estimate.max_tokens is not None else self.options.default_max_tokens
+        ticket = Ticket(
+            tenant, key_id, provider, estimate.model, estimate, estimate.prompt_tokens + out, [], []
+        )
+        scoped: tuple[tuple[LimitScope, str | None], ...] = (
+            ("tenant", tenant),
+            ("key", key_id),
+            ("provider", provider),
+        )
+        for scope, target in scoped:
+            if target is not None:
+                plan = self.limiter.plan(scope, target, ticket.tokens, ticket.id)
+                if plan is not None:
+                    ticket.plans.append(plan)
+        now = self.budgets.now()
+        ticket.started_at = now
+        amount = self._max_cost(tenant, provider, estimate.model, estimate)
+        ticket.budgets = [(ref, amount) for ref in self.budgets.refs(tenant, key_id, now)]
+        checks, sources = _checks(
+            ticket.plans, [(ref, ref.reserve(amount, now)) for ref, _ in ticket.budgets]
+        )
+        waited = 0.0
+        while True:
+            result = await self.store.reserve(checks)
+            if result.ok:
+                ticket.headers = _headers(checks, sources, result)
+                return ticket
+            source = sources[result.failed or 0]
+            if source.ref is not None:
+                await self._refused(source, result)
+            assert source.plan is not None
+            max_wait = source.plan.config.max_wait
+            if result.retry_after <= 0 or waited + result.retry_after > max_wait:
+                raise _limit_error(source, result)
+            await asyncio.sleep(result.retry_after)
+            waited += result.retry_after
+
+    async def admit_provider(self, ticket: Ticket, provider: str, model: str | None) -> Permit:
+        """Admit one attempt on ``provider``: its own limits, and a budget top-up if it may cost more.
+
+        No round trip when the ticket already holds this provider's limits and enough budget.
+
+        Raises:
+            ProviderOverLimit: the provider is over its podium limit (the router fails over).
+            BudgetExceeded: a hard budget cannot cover this provider's maximum cost.
+        """
+        plan = None
+        if provider != ticket.provider:
+            plan = self.limiter.plan(
+                "provider", provider, ticket.tokens, f"{ticket.id}:{len(ticket.permits)}"
+            )
+        need = self._max_cost(ticket.tenant, provider, model or ticket.model, ticket.estimate)
+        extra = max(0, need - ticket.reserved)
+        now = self.budgets.now()
+        reserves = [(ref, ref.reserve(extra, now)) for ref, _ in ticket.budgets] if extra else []
+        checks, sources = _checks([plan] if plan else [], reserves)
+        if checks:
+            result = await self.store.reserve(checks)
+            if not result.ok:
+                source = sources[result.failed or 0]
+                if source.ref is not None:
+                    await self._refused(source, result)
+                raise _limit_error(source, result, provider=provider)
+            ticket.headers.update(_headers(checks, sources, result))
+        ticket.budgets = [(ref, amount + extra) for ref, amount in ticket.budgets]
+        ticket.model = model or ticket.model
+        permit = Permit(ticket, provider, model, plan)
+        ticket.permits.append(permit)
+        return permit
+
+    async def release(self, permit: Permit) -> None:
+        """A failed attempt: give its provider tokens back and free its slot (its request count stays)."""
+        if permit in permit.ticket.permits:
+            permit.ticket.permits.remove(permit)
+            if permit.plan is not None:
+                await self.store.commit(permit.plan.settle_ops(None))
+
+    async def charge(
+        self, ticket: Ticket, usage: Usage, *, provider: str, model: str, cost: float | None = None
+    ) -> Settlement:
+        """Add one extra answer's cost to the ledger and budgets without closing the ticket.
+
+        For requests answered by several providers (consensus): charge each side answer, then settle
+        the ticket with the final one.
+        """
+        price = self._price(ticket, usage, provider, model, cost)
+        now = self.budgets.now()
+        ops: list[Op] = [ref.settle(0, price.nanos, now) for ref, _ in ticket.budgets]
+        ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
+        ticket.charged_tokens += _tokens(usage)
+        committed = await self.store.commit(ops)
+        alerts = self._alerts(
+            ticket, committed.flags, [committed.spent.get(i, 0) for i in range(len(ticket.budgets))]
+        )
+        return Settlement(price.usd, price.nanos, price.source, alerts)
+
+    async def settle(
+        self,
+        ticket: Ticket,
+        usage: Usage,
+        cost: float | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> Settlement:
+        """Charge the real cost, refund unused token reservations, free slots; one atomic step.
+
+        Args:
+            ticket: The admitted request.
+            usage: Its real usage (for a cut-off stream: the tokens received).
+            cost: The cost in US dollars when the caller knows it (default: priced from ``usage``).
+            provider: The provider that answered (default: the ticket's last attempt).
+            model: The model that answered (default: the ticket's).
+        """
+        if ticket.state != "open":
+            assert ticket.settlement is not None or ticket.state == "cancelled"
+            return ticket.settlement or Settlement(0.0, 0, "unknown")
+        provider = provider or (ticket.permits[-1].provider if ticket.permits else ticket.provider) or ""
+        model = model or ticket.model or ""
+        price = self._price(ticket, usage, provider, model, cost)
+        now = self.budgets.now()
+        used = ticket.charged_tokens + _tokens(usage)
+        ops: list[Op] = [op for plan in self._plans(ticket) for op in plan.settle_ops(used)]
+        first = len(ops)
+        ops += [ref.settle(amount, price.nanos, now) for ref, amount in ticket.budgets]
+        ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
+        ticket.state = "settled"
+        committed = await self.store.commit(ops)
+        spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
+        alerts = self._alerts(ticket, committed.flags, spent)
+        ticket.settlement = Settlement(price.usd, price.nanos, price.source, alerts)
+        return ticket.settlement
+
+    async def cancel(self, ticket: Ticket, error: BaseException | None = None) -> None:
+        """The request failed: refund its tokens, free its slots, drop its budget reservation.
+
+        Its request counts stay taken (the attempt happened). Cancelling a settled ticket does nothing.
+        """
+        if ticket.state != "open":
+            return
+        ticket.state = "cancelled"
+        now = self.budgets.now()
+        ops: list[Op] = [op for plan in self._plans(ticket) for op in plan.settle_ops(ticket.charged_tokens)]
+        ops += [ref.settle(amount, 0, now) for ref, amount in ticket.budgets if amount]
+        await self.store.commit(ops)
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _plans(ticket: Ticket) -> list[LimitPlan]:
+        return [*ticket.plans, *(p.plan for p in ticket.permits if p.plan is not None)]
+
+    def _price(self, ticket: Ticket, usage: Usage, provider: str, model: str, cost: float | None) -> Cost:
+        if cost is not None:
+            return Cost(to_nanos(cost), "override")
+        return self.pricing.cost(usage, model=model, provider=provider or None, tenant=ticket.tenant)
+
+    def _alerts(self, ticket: Ticket, flags: Sequence[str], spent: Sequence[int]) -> tuple[BudgetAlert, ...]:
+        if not flags:
+            return ()
+        wanted = set(flags)
+        out = []
+        for (ref, _), level in zip(ticket.budgets, spent, strict=True):
+            for threshold in ref.budget.thresholds:
+                if ref.flag(threshold) in wanted:
+                    out.append(self._alert(ref, "threshold", threshold, level))
+        return tuple(out)
+
+    def _alert(
+        self, ref: BudgetRef, kind: Literal["threshold", "refused"], threshold: float, level: int
+    ) -> BudgetAlert:
+        alert = BudgetAlert(
+            kind=kind,
+            tenant=ref.tenant,
+            key_id=ref.key_id,
+            scope=ref.scope,
+            period=ref.period.name,
+            period_id=ref.period.id,
+            threshold=threshold,
+            limit=to_usd(ref.limit),
+            spent=to_usd(level),
+            percent_used=100.0 * level / ref.limit if ref.limit else 100.0,
+            hard=ref.budget.enforce_hard_limit,
+            at=time.time(),
+        )
+        self.alerts.dispatch(alert, ref.budget.alert_webhook, ref.budget.alert_emails)
+        return alert
+
+    async def _refused(self, source: _Source, result: Reservation) -> None:
+        ref = source.ref
+        assert ref is not None
+        if await self.store.try_lock(ref.flag("refused"), ref.ttl(self.budgets.now())):
+            self._alert(ref, "refused", 1.0, result.spent)
+        raise BudgetExceeded(
+            f"the {ref.period.name} budget of {ref.scope.rsplit(':', 1)[0]} (${to_usd(ref.limit):.2f}) "
+            f"cannot cover this request: ${to_usd(result.spent):.4f} spent, "
+            f"${to_usd(result.reserved):.4f} reserved by requests in flight, this request may cost up "
+            f"to ${to_usd(source.amount):.4f}; lower "
+            f"max_tokens, wait for the period to reset ({ref.period.end.isoformat()}), or raise the budget",
+            scope=ref.scope,
+        )
+
+
+def _tokens(usage: Usage) -> int:
+    return usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+
+
+def _checks(
+    plans: Sequence[LimitPlan], reserves: Sequence[tuple[BudgetRef, BudgetReserve]]
+) -> tuple[list[Check], list[_Source]]:
+    checks: list[Check] = []
+    sources: list[_Source] = []
+    for plan in plans:
+        for check, name in plan.checks():
+            checks.append(check)
+            sources.append(_Source(plan, name, None, 0))
+    for ref, reserve in reserves:
+        checks.append(reserve)
+        sources.append(_Source(None, "budget", ref, reserve.amount))
+    return checks, sources
+
+
+def _headers(checks: Sequence[Check], sources: Sequence[_Source], result: Reservation) -> dict[str, str]:
+    levels = []
+    for i, level in result.levels.items():
+        plan = sources[i].plan
+        if plan is not None:
+            rule = next(t.rule for t in plan.takes if t.check is checks[i])
+            levels.append((rule, level))
+    return rate_limit_headers(levels)
+
+
+def _limit_error(source: _Source, result: Reservation, provider: str | None = None) -> LimitExceeded:
+    assert source.plan is not None
+    limit, unit = source.plan.rule_for(source.limit_name)
+    fields: dict[str, Any] = {
+        "scope": source.plan.scope,
+        "target": source.plan.target,
+        "limit_name": source.limit_name,
+        "limit": limit,
+        "unit": unit,
+        "retry_after": result.retry_after,
+    }
+    return ProviderOverLimit(provider=provider, **fields) if provider else LimitExceeded(**fields)

@@ -1,0 +1,3 @@
+from tests.state.stores import store
+
+__all__ = ["store"]
