@@ -25,6 +25,7 @@ from tests.storage import database_url
 
 KEY = "sk-persist-0123456789abcdefSECRET"
 KEY2 = "sk-rotated-9876543210zyxwvuNEWKEY"
+HOOK = "https://hooks.example.com/services/T000/B000/SECRETPATHxyz"
 
 
 @pytest.fixture
@@ -321,13 +322,15 @@ async def test_export_import_round_trip_reproduces_the_instance(
             "team-proxy", "proxy", "beta", {"URL": upstream.base_url, "API_KEY": KEY2}
         )
         await src.chat("remember me", tenant="acme", user="alice", conversation_id="c9")
+        src.set_rate_limit("acme", {"requestsPerMinute": 600, "tokensPerSecond": 2000}, "tenant")
+        src.set_budget("acme", daily=5.0, monthly=100.0, alert_webhook=HOOK, enforce_hard_limit=True)
         full = await src.export_data(include_secrets=True)
         bare = await src.export_data(include_secrets=False)
         before = src.list_providers()
         history = await src.get_conversation("c9", "alice", "acme")
     finally:
         await src.aclose()
-    assert KEY not in json.dumps(bare) and KEY2 not in json.dumps(bare)
+    assert KEY not in json.dumps(bare) and KEY2 not in json.dumps(bare) and HOOK not in json.dumps(bare)
     assert bare["tenants"] == ["acme", "beta"]
 
     # A fresh instance with its own files but, for PostgreSQL, the same server: use another database
@@ -339,12 +342,27 @@ async def test_export_import_round_trip_reproduces_the_instance(
         try:
             with pytest.raises(MissingSecrets) as info:
                 await dst.import_data(bare)
-            assert info.value.missing == {"acme/gpt": ["api_key"], "beta/proxy": ["api_key"]}
+            assert info.value.missing == {
+                "acme/gpt": ["api_key"],
+                "beta/proxy": ["api_key"],
+                "budget:acme": ["alert_webhook"],
+            }
             assert dst.list_providers() == []  # nothing half-imported
             counts = await dst.import_data(
-                bare, secrets={"acme/gpt": {"api_key": KEY}, "beta/proxy": {"api_key": KEY2}}
+                bare,
+                secrets={
+                    "acme/gpt": {"api_key": KEY},
+                    "beta/proxy": {"api_key": KEY2},
+                    "budget:acme": {"alert_webhook": HOOK},
+                },
             )
-            assert counts == {"providers": 2, "templates": 1, "conversations": 1}
+            assert counts == {"providers": 2, "templates": 1, "limits": 1, "budgets": 1, "conversations": 1}
+            limits = (await dst.get_rate_limit_status("acme")).limits
+            assert limits == {"requestsPerMinute": 600, "tokensPerSecond": 2000, "maxWait": 0}
+            budget = await dst.get_budget_status("acme")
+            assert budget.enforce_hard_limit
+            assert {p.period: p.limit for p in budget.periods} == {"daily": 5.0, "monthly": 100.0}
+            assert budget.alert_webhook == "https://hooks.example.com/.."
             assert dst.list_providers() == before
             assert dst.templates.get("team-proxy")["baseUrl"] == "{{URL}}"
             copy = await dst.get_conversation("c9", "alice", "acme")
@@ -445,3 +463,45 @@ async def test_a_replica_sharing_redis_picks_up_changes_without_restart(
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_limits_and_budgets_survive_restarts_and_reach_other_replicas(
+    tmp_path: Path, upstream: SimulatedOpenAI
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = await start(tmp_path, db_url)
+    b = await start(tmp_path, db_url)
+    try:
+        await a.create_provider(
+            type="openai",
+            name="gpt",
+            tenant="acme",
+            api_key=KEY,
+            base_url=upstream.base_url,
+            default_model="gpt-4o-mini",
+        )
+        a.set_rate_limit("acme", {"requestsPerMinute": 2}, "tenant")
+        a.set_budget("acme", daily=1.0, alert_webhook=HOOK)
+        # b polls the shared directory every 0.1 s.
+        for _ in range(100):
+            if b.governance.limiter.get("tenant", "acme") is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert b.governance.limiter.get("tenant", "acme") is not None
+        assert (await b.get_budget_status("acme")).periods[0].limit == 1.0
+        a.remove_rate_limit("acme", "tenant")
+        for _ in range(100):
+            if b.governance.limiter.get("tenant", "acme") is None:
+                break
+            await asyncio.sleep(0.05)
+        assert b.governance.limiter.get("tenant", "acme") is None
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert HOOK.encode() not in (tmp_path / "config" / "governance.json").read_bytes()
+    again = await start(tmp_path, db_url)
+    try:
+        assert again.governance.limiter.get("tenant", "acme") is None
+        assert (await again.get_budget_status("acme")).alert_webhook == "https://hooks.example.com/.."
+    finally:
+        await again.aclose()

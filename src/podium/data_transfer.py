@@ -1,5 +1,7 @@
 """Export and import: everything an instance is configured with, and its history, as one JSON document.
 
+Providers, templates, tenants, rate limits and budgets, and the conversation history.
+
 The document (``format: "podium-export"``, ``version: 1``)::
 
     {"format": "podium-export", "version": 1, "exported_at": "...", "includes_secrets": false,
@@ -7,6 +9,8 @@ The document (``format: "podium-export"``, ``version: 1``)::
      "providers": [{"tenant": "acme", "name": "gpt", "type": "openai",
                     "settings": {...}, "secrets": {...} | absent, "required_secrets": ["api_key"]}],
      "templates": {"my-template": {...}},
+     "limits": [{"scope": "tenant", "target": "acme", "limits": {...}}],
+     "budgets": [{"tenant": "acme", "key_id": null, "budget": {...}, "required_secrets": [...]}],
      "history": [{"id": ..., "tenant": ..., "user_id": ..., "messages": [...]}, ...]}
 
 Without secrets the document holds none at all: each provider lists the names of the secrets it needs
@@ -20,10 +24,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from pydantic import ValidationError
 
+from podium._governance_api import governance_config
 from podium._provider_records import join_settings, split_settings
 from podium.config.templates import check_template
+from podium.costs.budgets import Budget
 from podium.errors import Conflict, RequestError
+from podium.limits.config import RateLimitConfig
 from podium.storage.conversations import Conversation, Conversations
 
 if TYPE_CHECKING:
@@ -85,6 +93,13 @@ async def export_data(
         "providers": providers,
         "templates": orch.templates.registered(),
     }
+    limits, budgets = governance_config(orch.governance)
+    for entry in budgets:
+        webhook = entry["budget"].pop("alert_webhook", None)
+        entry["required_secrets"] = ["alert_webhook"] if webhook else []
+        if webhook and include_secrets:
+            entry["secrets"] = {"alert_webhook": webhook}
+    doc["limits"], doc["budgets"] = limits, budgets
     if include_history:
         database = orch.database
         conversations: list[Conversation] = []
@@ -121,7 +136,7 @@ async def import_data(
             overrides secrets the document holds.
 
     Returns:
-        Counts: ``providers``, ``templates``, ``conversations`` imported.
+        Counts: ``providers``, ``templates``, ``limits``, ``budgets``, ``conversations`` imported.
 
     Raises:
         MissingSecrets: a provider needs a secret that neither the document nor ``secrets`` gives;
@@ -133,6 +148,8 @@ async def import_data(
     secrets = secrets or {}
     try:
         entries = [dict(p) for p in data.get("providers", [])]
+        limits = [dict(e) for e in data.get("limits", [])]
+        budgets = [dict(e) for e in data.get("budgets", [])]
         history = msgspec.convert(data.get("history", []), list[Conversation])
     except (TypeError, ValueError, msgspec.ValidationError) as exc:
         raise RequestError(f"malformed export document: {exc}", param="data") from exc
@@ -148,8 +165,16 @@ async def import_data(
         planned.append((entry, given))
         if entry["name"] in {p.name for p in orch.list_providers(entry["tenant"])}:
             raise Conflict(f"provider {key} already exists; nothing was imported")
+    for entry in budgets:
+        key = f"budget:{entry['tenant']}" + (f"/{entry['key_id']}" if entry.get("key_id") else "")
+        given = {**(entry.get("secrets") or {}), **(secrets.get(key) or {})}
+        lacking = [s for s in entry.get("required_secrets", []) if s not in given]
+        if lacking:
+            missing[key] = lacking
+        entry["budget"] = {**entry["budget"], **given}
     if missing:
         raise MissingSecrets(missing)
+    _check_governance(limits, budgets)
     templates = dict(data.get("templates") or {})
     for name, template in templates.items():
         check_template(name, template)
@@ -170,8 +195,35 @@ async def import_data(
         orch.templates.register(name, template)
     for (entry, _), settings in zip(planned, values, strict=True):
         await orch.create_provider(type=entry["type"], name=entry["name"], tenant=entry["tenant"], **settings)
+    for limit in limits:
+        orch.set_rate_limit(limit["target"], limit["limits"], limit["scope"])
+    for budget in budgets:
+        orch.set_budget(budget["tenant"], key_id=budget.get("key_id"), **budget["budget"])
     created = len(planned)
-    return {"providers": created, "templates": len(templates), "conversations": restored}
+    return {
+        "providers": created,
+        "templates": len(templates),
+        "limits": len(limits),
+        "budgets": len(budgets),
+        "conversations": restored,
+    }
+
+
+def _check_governance(limits: list[dict[str, Any]], budgets: list[dict[str, Any]]) -> None:
+    """Refuse invalid limits or budgets before anything is imported."""
+    errors: list[str] = []
+    for entry in limits:
+        try:
+            RateLimitConfig.model_validate(entry["limits"])
+        except (KeyError, ValidationError) as exc:
+            errors.append(f"limits of {entry.get('scope')} {entry.get('target')!r}: {exc}")
+    for entry in budgets:
+        try:
+            Budget.model_validate(entry["budget"])
+        except (KeyError, ValidationError) as exc:
+            errors.append(f"budget of {entry.get('tenant')!r}: {exc}")
+    if errors:
+        raise RequestError("invalid export document: " + "; ".join(errors) + ". Nothing was imported.")
 
 
 __all__ = ["FORMAT", "VERSION", "MissingSecrets", "export_data", "import_data"]

@@ -22,12 +22,13 @@ from pydantic import ValidationError
 
 from podium import data_transfer
 from podium._durable import Durable
-from podium._governance_api import GovernanceApi
+from podium._governance_api import GovernanceApi, governance_config
 from podium._inflight import InFlight
 from podium._provider_factory import build_provider, current_settings, normalise
 from podium._provider_records import join_settings, split_settings
 from podium._requests import build_chat_request, chat_request_from
 from podium.backend import Backend, CallContext
+from podium.config.governance_store import GovernanceStore
 from podium.config.manager import ConfigManager
 from podium.config.store import ProviderRecord
 from podium.config.templates import TemplateRegistry
@@ -117,6 +118,9 @@ class Orchestrator(GovernanceApi):
         self.templates = TemplateRegistry()
         self._code_built: set[tuple[str, str]] = set()
         self.governance = Governance(bus=self.bus)
+        self._governance_store: GovernanceStore | None = None
+        self._settings_governance: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        self._governance_watch: asyncio.Task[None] | None = None
         self._guards: weakref.WeakKeyDictionary[Provider, Guarded] = weakref.WeakKeyDictionary()
         self._inflight = InFlight()
         self._durable: Durable | None = None
@@ -151,6 +155,7 @@ class Orchestrator(GovernanceApi):
             return
         settings = self.settings
         self.governance = Governance.from_settings(settings, settings.governance, bus=self.bus)
+        self._settings_governance = governance_config(self.governance)
         for entry in settings.providers:
             values = {**settings.provider_defaults(entry.type), **entry.settings}
             try:
@@ -172,6 +177,11 @@ class Orchestrator(GovernanceApi):
                 for record in records.values():
                     # Stored providers win over config.yaml: they hold the run-time changes.
                     self._install(self._from_record(record))
+            self._governance_store = GovernanceStore(manager.store.directory, manager.store.cipher)
+            self._load_governance(keep=self._settings_governance)
+            self._governance_watch = asyncio.get_running_loop().create_task(
+                self._watch_governance(settings.config_store.watch_interval), name="podium-governance-watch"
+            )
             self.bus.subscribe("config.*", self._apply_external_change)
             await manager.watch(interval=settings.config_store.watch_interval)
             writer = durable.writer
@@ -243,6 +253,19 @@ class Orchestrator(GovernanceApi):
                 self._install(self._from_record(record))
         if old is not None:
             self._retire(old)
+
+    async def _watch_governance(self, interval: float) -> None:
+        """Reload limits and budgets written by another replica (or edited by hand)."""
+        store = self._governance_store
+        assert store is not None
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await asyncio.to_thread(store.changed):
+                    self._load_governance(keep=self._settings_governance)
+                    logger.info("rate limits and budgets reloaded from %s", store.path)
+            except PodiumError as exc:
+                logger.error("cannot reload %s: %s", store.path, exc.message)
 
     # ----------------------------------------------------------------- providers
 
@@ -780,6 +803,10 @@ class Orchestrator(GovernanceApi):
         monitor, self._monitor = self._monitor, None
         if monitor is not None:
             await monitor.stop()
+        watch, self._governance_watch = self._governance_watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
         await self.governance.aclose()
         retiring = list(self._retiring.items())
         for task, _ in retiring:

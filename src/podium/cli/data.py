@@ -87,7 +87,8 @@ def import_command(
         typer.echo(f"import failed: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(
-        f"imported {counts['providers']} providers, {counts['templates']} templates and "
+        f"imported {counts['providers']} providers, {counts['templates']} templates, "
+        f"{counts['limits']} rate limits, {counts['budgets']} budgets and "
         f"{counts['conversations']} conversations"
     )
 
