@@ -115,3 +115,18 @@ async def test_unknown_price_fields_are_refused_with_the_provider(
             base_url=up.base_url,
             prices={"input": 1.0, "outptu": 2.0},
         )
+
+
+async def test_a_tenant_qualified_provider_limit_leaves_other_tenants_alone(
+    orch: Orchestrator, up: SimulatedOpenAI
+) -> None:
+    await orch.create_provider(
+        type="openai", name="house", tenant="globex", api_key=KEY, base_url=up.base_url,
+        default_model="house-model",
+    )  # fmt: skip
+    orch.set_rate_limit("acme/house", {"requestsPerMinute": 1}, "provider")
+    await orch.chat("a", tenant="acme")
+    with pytest.raises(RateLimitExceeded):
+        await orch.chat("b", tenant="acme")
+    for _ in range(3):
+        await orch.chat("globex's own house is not limited", tenant="globex")

@@ -161,6 +161,15 @@ class Guard:
         self.alerts = alerts
         self.options = options or GuardOptions()
 
+    def provider_target(self, tenant: str, provider: str) -> str:
+        """The limit target of a tenant's provider: ``tenant/provider`` when set so, else the bare name.
+
+        Provider names are unique only within a tenant: ``tenant/provider`` limits one tenant's
+        provider; a bare name limits every tenant's provider of that name (an operator's setting).
+        """
+        qualified = f"{tenant}/{provider}"
+        return qualified if self.limiter.get("provider", qualified) is not None else provider
+
     def _max_cost(
         self, tenant: str, provider: str | None, model: str | None, estimate: RequestEstimate
     ) -> int:
@@ -191,7 +200,7 @@ class Guard:
         scoped: tuple[tuple[LimitScope, str | None], ...] = (
             ("tenant", tenant),
             ("key", key_id),
-            ("provider", provider),
+            ("provider", self.provider_target(tenant, provider) if provider else None),
         )
         for scope, target in scoped:
             if target is not None:
@@ -233,7 +242,10 @@ class Guard:
         plan = None
         if provider != ticket.provider:
             plan = self.limiter.plan(
-                "provider", provider, ticket.tokens, f"{ticket.id}:{len(ticket.permits)}"
+                "provider",
+                self.provider_target(ticket.tenant, provider),
+                ticket.tokens,
+                f"{ticket.id}:{len(ticket.permits)}",
             )
         need = self._max_cost(ticket.tenant, provider, model or ticket.model, ticket.estimate)
         extra = max(0, need - ticket.reserved)
