@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from podium import __version__
-from podium.cli import audit, data, demo, keys, serve
+from podium.cli import audit, data, demo, keys, providers, serve
 
 app = typer.Typer(
     name="podium",
@@ -22,6 +22,7 @@ app.command(name="serve", help="Run the gateway server (OpenAI/Anthropic-compati
 app.add_typer(audit.app, name="audit")
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")
+app.add_typer(providers.app, name="providers")
 
 
 @app.command()
