@@ -24,7 +24,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel, to_snake
 
-from podium._settings_schema import REDACT, Dsn, SecretUrl, masked_repr_args, redact_provider_settings
+from podium._settings_schema import REDACT, Dsn, masked_repr_args, redact_provider_settings
+from podium.costs.budgets import Budget
+from podium.limits.config import RateLimitConfig
 from podium.routing.retry import RetryPolicy
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -41,12 +43,6 @@ def _podium_version() -> str:
         return importlib.metadata.version("podium")
     except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
         return "0+unknown"
-
-
-def _check_http_url(value: str | None) -> str | None:
-    if value is not None and not value.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return value
 
 
 class Section(BaseModel):
@@ -202,71 +198,28 @@ class PerformanceSettings(Section):
     max_connections_per_provider: int = Field(default=100, ge=1)
 
 
-class RateLimits(Section):
-    """The limits of one ``limits`` entry (the seed's ``requestsPerSecond`` ... spellings work)."""
-
-    requests_per_second: float | None = Field(default=None, gt=0)
-    requests_per_minute: float | None = Field(default=None, gt=0)
-    requests_per_hour: float | None = Field(default=None, gt=0)
-    tokens_per_second: float | None = Field(default=None, gt=0)
-    tokens_per_minute: float | None = Field(default=None, gt=0)
-    tokens_per_hour: float | None = Field(default=None, gt=0)
-    concurrent_requests: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _some(self) -> Self:
-        if not self.model_fields_set:
-            raise ValueError(f"set at least one limit: {', '.join(type(self).model_fields)}")
-        return self
+RateLimits = RateLimitConfig
+"""The limits of one ``limits`` entry: the same model the limiter uses."""
 
 
 class LimitEntry(Section):
-    """One ``limits`` entry: rate limits for a tenant, a provider, or an API key."""
+    """One ``limits`` entry: rate limits for a tenant, a provider or an API key.
+
+    A provider is named ``tenant/provider`` (one tenant's), or by its bare name (every tenant's).
+    """
 
     target: str = Field(min_length=1)
     scope: Literal["tenant", "provider", "key"]
-    limits: RateLimits
+    limits: RateLimitConfig
 
 
-class BudgetEntry(Section):
-    """One ``budgets`` entry: a tenant's spending limits in USD and how to alert on them."""
+class BudgetEntry(Budget):
+    """One ``budgets`` entry: a tenant's (or one of its API keys') budget, as the budget model has it."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     tenant: str = Field(min_length=1)
-    daily: float | None = Field(default=None, ge=0)
-    monthly: float | None = Field(default=None, ge=0)
-    alert_emails: tuple[str, ...] = ()
-    alert_webhook: SecretUrl | None = None
-    enforce_hard_limit: bool = False
-    thresholds: tuple[float, ...] = Field(
-        default=(0.5, 0.8, 1.0), description="Fractions of a budget at which alerts are sent."
-    )
-
-    @field_validator("alert_webhook")
-    @classmethod
-    def _webhook(cls, value: str | None) -> str | None:
-        return _check_http_url(value)
-
-    @field_validator("alert_emails")
-    @classmethod
-    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for email in value:
-            local, _, domain = email.partition("@")
-            if not local or "." not in domain:
-                raise ValueError(f"{email!r} is not an email address")
-        return value
-
-    @field_validator("thresholds")
-    @classmethod
-    def _thresholds(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(t <= 0 for t in value):
-            raise ValueError("thresholds are fractions of the budget and must be above 0 (1.0 = 100%)")
-        return tuple(sorted(set(value)))
-
-    @model_validator(mode="after")
-    def _some(self) -> Self:
-        if self.daily is None and self.monthly is None:
-            raise ValueError(f"budget for tenant {self.tenant!r} needs daily, monthly, or both")
-        return self
+    key_id: str | None = None
 
 
 class StorageSettings(Section):

@@ -11,7 +11,7 @@ expected to run NTP); the amounts themselves are updated atomically by the store
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
@@ -22,6 +22,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from podium._settings_schema import SecretUrl, masked_repr_args
 from podium.errors import NotFound, RequestError
 from podium.state.base import BudgetReserve, BudgetSettle, StateStore, to_nanos, to_usd
 
@@ -47,7 +48,7 @@ class Budget(BaseModel):
     daily: float | None = Field(default=None, ge=0)
     monthly: float | None = Field(default=None, ge=0)
     alert_emails: tuple[str, ...] = ()
-    alert_webhook: str | None = None
+    alert_webhook: SecretUrl | None = None
     enforce_hard_limit: bool = False
     thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
     timezone: str = "UTC"
@@ -89,6 +90,9 @@ class Budget(BaseModel):
         if self.daily is None and self.monthly is None:
             raise ValueError("a budget needs daily, monthly, or both")
         return self
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        return masked_repr_args(self, super().__repr_args__())  # the webhook URL is a credential
 
     def limit(self, period: PeriodName) -> float | None:
         """The limit of one period."""
