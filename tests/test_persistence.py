@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from podium.events import ConfigEvent
 from podium.storage import Database, RequestLog
 from podium.storage.audit import list_events, verify
 from podium.testing import SimulatedOpenAI
+from tests.services import REDIS_URL, require_redis
 from tests.storage import database_url
 
 KEY = "sk-persist-0123456789abcdefSECRET"
@@ -428,12 +428,7 @@ async def test_sigterm_under_load_loses_no_record(tmp_path: Path, db_url: str) -
 async def test_a_replica_sharing_redis_picks_up_changes_without_restart(
     tmp_path: Path, upstream: SimulatedOpenAI
 ) -> None:
-    from tests.config.test_redis_sync import REDIS_URL, _redis_reachable
-
-    if not _redis_reachable():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Redis at 127.0.0.1:6379 is required under CI")
-        pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
+    require_redis()
     db_url = f"sqlite:///{tmp_path / 'shared.db'}"
     # File polling every 60 s: within this test only the Redis announcement can deliver the change.
     slow = {"config_store": {"encryption_key": "k" * 32, "watch_interval": 60}, "redis_url": REDIS_URL}

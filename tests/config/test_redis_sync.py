@@ -20,25 +20,14 @@ from podium.config.watcher import RedisConfigSync
 from podium.errors import ConfigError
 from podium.events import ConfigEvent
 from tests.config import record
+from tests.services import REDIS_URL, require_redis
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 WAIT = 10.0
-
-
-def _redis_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(autouse=True)
 def _need_redis() -> None:
-    if not _redis_reachable():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Redis at 127.0.0.1:6379 is required under CI")
-        pytest.skip("Redis at 127.0.0.1:6379 is not reachable; start it to run the replica tests")
+    require_redis()
 
 
 class Replica:

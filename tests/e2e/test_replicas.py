@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import sys
 import uuid
@@ -19,26 +18,15 @@ from podium.limits.governance import Governance
 from podium.settings import Settings
 from podium.storage import Database, RequestLog
 from podium.testing import SimulatedOpenAI
+from tests.services import REDIS_URL, require_redis
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 K = 10
 PRICES = {"input": 100.0, "output": 1000.0}  # USD per million tokens: costs add up quickly
 
 
-def redis_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _need_redis() -> None:
-    if not redis_reachable():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Redis at 127.0.0.1:6379 is required under CI")
-        pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
+    require_redis()
 
 
 def free_port() -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,18 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from podium.state import MemoryStateStore, RedisStateStore, StateStore
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _require_redis() -> None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return
-    except OSError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Redis at 127.0.0.1:6379 is required under CI")
-        pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
+from tests.services import REDIS_URL, require_redis
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -33,7 +20,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[tuple[StateSto
         shared = MemoryStateStore(prefix)
         yield shared, shared
         return
-    _require_redis()
+    require_redis()
     a, b = RedisStateStore.from_url(REDIS_URL, prefix), RedisStateStore.from_url(REDIS_URL, prefix)
     try:
         yield a, b

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,25 +9,9 @@ import pytest
 from redis.asyncio import Redis
 
 from podium.state import MemoryStateStore, RedisStateStore, StateStore
+from tests.services import REDIS_URL, redis_reachable, require_redis
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def redis_reachable() -> bool:
-    """Whether the loopback Redis answers."""
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_redis() -> None:
-    """Fail under CI, skip elsewhere, when Redis is down."""
-    if not redis_reachable():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Redis at 127.0.0.1:6379 is required under CI")
-        pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
+__all__ = ["REDIS_URL", "redis_reachable", "require_redis"]
 
 
 def unique_prefix() -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from podium._lazy import lazy_exports
 
 _EXPORTS = {
     "Analytics": "podium.costs.ledger",
@@ -27,11 +26,6 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    # Loaded on first use: the state store, limits and costs import each other's modules, and an
-    # eager package import would make that a cycle.
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+# Loaded on first use: the state store, limits and costs import each other's modules, and an eager
+# package import would make that a cycle.
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ bucket arithmetic).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from podium._lazy import lazy_exports
 
 _EXPORTS = {
     "API_KEY_ID": "podium.limits.guarded",
@@ -37,11 +36,6 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    # Loaded on first use: the state store, limits and costs import each other's modules, and an
-    # eager package import would make that a cycle.
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+# Loaded on first use: the state store, limits and costs import each other's modules, and an eager
+# package import would make that a cycle.
+__getattr__ = lazy_exports(__name__, _EXPORTS)
