@@ -24,7 +24,20 @@ from podium.server.config import DEFAULT_MAX_BODY_BYTES
 from podium.server.deps import ServerState
 from podium.server.errors import http_error_handler, podium_error_handler, unexpected_error_handler
 from podium.server.http import RequestTiming
-from podium.server.routes import anthropic_compat, docs, generation, monitoring, openai_compat, providers
+from podium.server.routes import (
+    anthropic_compat,
+    budgets,
+    costs,
+    docs,
+    generation,
+    health,
+    keys,
+    metrics,
+    monitoring,
+    openai_compat,
+    providers,
+    rate_limits,
+)
 
 log = logging.getLogger("podium.server")
 
@@ -98,7 +111,22 @@ def create_app(
     routes: list[BaseRoute] = [
         *openai_compat.routes,
         *anthropic_compat.routes,
-        Mount("/api/ai", routes=[*providers.routes, *generation.routes, *monitoring.routes]),
+        Mount(
+            "/api/ai",
+            routes=[
+                *providers.routes,
+                *generation.routes,
+                *monitoring.routes,
+                *costs.routes,
+                *budgets.routes,
+                *rate_limits.routes,
+                *health.routes,
+                *metrics.routes,
+                *keys.routes,
+            ],
+        ),
+        *health.root_routes,
+        *metrics.root_routes,
         *docs.routes,
     ]
     app = _App(

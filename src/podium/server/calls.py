@@ -3,6 +3,10 @@
 Streams are opened before the answer's head is sent: an upstream that fails before its first chunk
 (rate limit, unknown model, outage) is then an ordinary HTTP error the caller's SDK understands, not
 an error event inside a 200 stream.
+
+Every generation answer (JSON or SSE) carries the ``x-ratelimit-*`` headers of the request's admission
+ticket: routes add ``**calls.limit_headers(ctx)`` to the headers they answer with, after the call (or,
+for streams, after ``open_stream``) so the ticket exists.
 """
 
 from __future__ import annotations
@@ -14,15 +18,29 @@ from starlette.requests import Request
 
 from podium.auth.principal import Principal
 from podium.backend import CallContext
+from podium.limits.guard import Ticket
+from podium.limits.guarded import API_KEY_ID, TICKET
 from podium.server.deps import add_upstream_ms, state
 from podium.server.http import request_id
 from podium.types import ChatChunk, ChatRequest, ChatResponse
 
 
 def context(request: Request, who: Principal, tenant: str, user: str | None) -> CallContext:
-    """The call context of a request: tenant, request id, end user and the caller's key."""
-    metadata = {"key_id": who.key_id} if who.key_id else {}
+    """The call context of a request: tenant, request id, end user and the caller's key.
+
+    The key id goes where governance looks for it, so per-key rate limits and budgets apply.
+    """
+    metadata = {API_KEY_ID: who.key_id} if who.key_id else {}
     return CallContext(tenant=tenant, request_id=request_id(request.scope), user_id=user, metadata=metadata)
+
+
+def limit_headers(ctx: CallContext) -> dict[str, str]:
+    """The ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` headers of the request's ticket.
+
+    Empty when no podium limit applies to the request (nothing to report) or it was never admitted.
+    """
+    ticket = ctx.metadata.get(TICKET)
+    return ticket.headers if isinstance(ticket, Ticket) else {}
 
 
 async def chat(request: Request, req: ChatRequest, ctx: CallContext) -> ChatResponse:

@@ -2,7 +2,8 @@
 
 OpenAI-compatible and ``/api/ai`` routes answer ``{"error": {"message", "type", "code", "param"}}``;
 the Anthropic-compatible routes (``/v1/messages...``) answer Anthropic's
-``{"type": "error", "error": {"type", "message"}}``. Rate limits carry ``Retry-After``.
+``{"type": "error", "error": {"type", "message"}}``. Rate limits carry ``Retry-After``, and podium's
+own limits (``LimitExceeded``) also the ``x-ratelimit-*`` headers of the limit that refused.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from podium.errors import (
     RateLimitExceeded,
     RequestError,
 )
+from podium.limits.limiter import LimitExceeded
 
 log = logging.getLogger("podium.server")
 
@@ -61,6 +63,7 @@ class ErrorInfo(msgspec.Struct, kw_only=True):
     code: str
     param: str | None = None
     retry_after: float | None = None
+    headers: dict[str, str] = {}
 
 
 def _retry_after(exc: PodiumError) -> float | None:
@@ -81,12 +84,16 @@ def describe(exc: PodiumError) -> ErrorInfo:
         if errors and len({e.status for e in errors}) == 1:
             last = errors[-1]
             waits = [w for w in (_retry_after(e) for e in errors) if w is not None]
+            # Every provider over podium's own limit: report the one that frees up first.
+            limited = [e for e in errors if isinstance(e, LimitExceeded)]
+            soonest = min(limited, key=lambda e: e.retry_after) if len(limited) == len(errors) else None
             return ErrorInfo(
                 status=last.status,
                 message=exc.message,
                 type=last.type,
                 code=last.code,
                 retry_after=min(waits) if waits else None,
+                headers=soonest.headers() if soonest is not None else {},
             )
     return ErrorInfo(
         status=exc.status,
@@ -95,6 +102,7 @@ def describe(exc: PodiumError) -> ErrorInfo:
         code=exc.code,
         param=exc.param,
         retry_after=_retry_after(exc),
+        headers=exc.headers() if isinstance(exc, LimitExceeded) else {},
     )
 
 
@@ -118,6 +126,7 @@ def error_response(info: ErrorInfo, anthropic: bool) -> Response:
     headers = {}
     if info.retry_after is not None:
         headers["retry-after"] = str(max(0, math.ceil(info.retry_after)))
+    headers.update(info.headers)
     return Response(
         error_body(info, anthropic), status_code=info.status, headers=headers, media_type="application/json"
     )

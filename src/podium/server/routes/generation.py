@@ -4,11 +4,13 @@ Bodies are the keyword arguments of ``Orchestrator.chat`` / ``complete`` / ``emb
 camelCase, optionally nested under ``options`` as in the seed), so ``provider``, ``timeout`` and
 ``conversation_id`` work here; answers are podium's canonical responses (``content``, ``usage``,
 ``cost``, ``provider``, ``latency_ms``, ``metadata`` ...). ``stream: true`` on chat answers SSE events
-whose data are canonical chunks, then ``[DONE]``.
+whose data are canonical chunks, then ``[DONE]``. Answers carry ``x-podium-provider`` and the request's
+``x-ratelimit-*`` headers.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
@@ -19,12 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from podium.auth.principal import Principal
+from podium.backend import CallContext
 from podium.errors import PodiumError, RequestError
+from podium.orchestrator import Orchestrator
 from podium.server import calls
-from podium.server.deps import body_access, state
+from podium.server.deps import add_upstream_ms, body_access, state
 from podium.server.errors import describe, error_body
 from podium.server.http import JSONBytes, SSEResponse
-from podium.types import ChatChunk, Message, ResponseFormat, Tool, ToolChoice
+from podium.types import ChatChunk, CompletionRequest, EmbedRequest, Message, ResponseFormat, Tool, ToolChoice
 
 T = TypeVar("T", bound=msgspec.Struct)
 Positive = Annotated[float, Meta(gt=0)]
@@ -97,21 +102,30 @@ def _set(struct: msgspec.Struct, skip: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def _context(request: Request, who: Principal, tenant: str, body: _Common) -> CallContext:
+    ctx = calls.context(request, who, tenant, body.user)
+    ctx.provider = body.provider
+    if body.timeout is not None:
+        ctx.deadline = time.monotonic() + body.timeout
+    return ctx
+
+
 async def chat(request: Request) -> Response:
     """``POST /api/ai/chat/completions``: a canonical ``ChatResponse`` (or an SSE stream of chunks)."""
-    _, tenant, raw = await body_access(request, "generate")
+    who, tenant, raw = await body_access(request, "generate")
     body, extra = _parse(raw, ChatBody)
-    orch = state(request).orchestrator
-    params = _set(body, ("messages", "stream", "model"))
-    params["model"] = state(request).resolve_model(body.model)
-    if extra:
-        params["extra"] = extra
+    params = _set(body, ("messages", "stream", "model", "provider", "timeout", "conversation_id"))
+    req = Orchestrator.build_chat_request(
+        body.messages, model=state(request).resolve_model(body.model), extra=extra, **params
+    )
+    ctx = _context(request, who, tenant, body)
+    if body.conversation_id:
+        ctx.metadata["conversation_id"] = body.conversation_id
     if body.stream:
-        stream = orch.stream(body.messages, tenant=tenant, **params)
-        first = await calls.first_chunk(request, stream)
-        return SSEResponse(_events(first, stream))
-    resp = await orch.chat(body.messages, tenant=tenant, **params)
-    return JSONBytes(resp, headers={"x-podium-provider": resp.provider})
+        first, stream = await calls.open_stream(request, req, ctx)
+        return SSEResponse(_events(first, stream), headers=calls.limit_headers(ctx))
+    resp = await calls.chat(request, req, ctx)
+    return JSONBytes(resp, headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)})
 
 
 async def _events(first: ChatChunk | None, stream: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
@@ -130,24 +144,40 @@ async def _events(first: ChatChunk | None, stream: AsyncIterator[ChatChunk]) -> 
 
 async def complete(request: Request) -> Response:
     """``POST /api/ai/completions``: a canonical ``CompletionResponse``."""
-    _, tenant, raw = await body_access(request, "generate")
+    who, tenant, raw = await body_access(request, "generate")
     body, extra = _parse(raw, CompletionBody)
-    params = _set(body, ("prompt", "model"))
-    resp = await state(request).orchestrator.complete(
-        body.prompt, tenant=tenant, model=state(request).resolve_model(body.model), **params, **extra
+    req = CompletionRequest(
+        prompt=body.prompt,
+        model=state(request).resolve_model(body.model),
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=[body.stop] if isinstance(body.stop, str) else body.stop,
+        seed=body.seed,
+        user=body.user,
+        extra=extra or None,
     )
-    return JSONBytes(resp, headers={"x-podium-provider": resp.provider})
+    ctx = _context(request, who, tenant, body)
+    resp = await state(request).orchestrator.complete_request(req, ctx)
+    add_upstream_ms(request, resp.latency_ms)
+    return JSONBytes(resp, headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)})
 
 
 async def embed(request: Request) -> Response:
     """``POST /api/ai/embeddings``: a canonical ``EmbedResponse``."""
-    _, tenant, raw = await body_access(request, "generate")
+    who, tenant, raw = await body_access(request, "generate")
     body, extra = _parse(raw, EmbeddingBody)
-    params = _set(body, ("input", "model"))
-    resp = await state(request).orchestrator.embed(
-        body.input, tenant=tenant, model=state(request).resolve_model(body.model), **params, **extra
+    req = EmbedRequest(
+        input=[body.input] if isinstance(body.input, str) else body.input,
+        model=state(request).resolve_model(body.model),
+        dimensions=body.dimensions,
+        user=body.user,
+        extra=extra or None,
     )
-    return JSONBytes(resp, headers={"x-podium-provider": resp.provider})
+    ctx = _context(request, who, tenant, body)
+    resp = await state(request).orchestrator.embed_request(req, ctx)
+    add_upstream_ms(request, resp.latency_ms)
+    return JSONBytes(resp, headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)})
 
 
 routes = [
