@@ -190,6 +190,8 @@ class Orchestrator(GovernanceApi):
                 self.health,
                 self._all_providers,
                 interval=settings.health.check_interval or settings.performance.health_check_interval,
+                # With Redis, replicas share health and take turns probing; alone, nothing to share.
+                store=self.governance.store if settings.redis_url else None,
             )
             self._monitor.start()
             # Stacks built before start (if any) used the in-memory parts: rebuild them.
