@@ -29,6 +29,7 @@ async def test_a_circuit_opened_on_one_replica_is_open_on_the_other(
         "redis_url": REDIS_URL,
         "config_store": {"encryption_key": "k" * 32},
         "governance": {"key_prefix": f"podium-test-{uuid.uuid4().hex[:8]}:"},
+        "routing": {"retry": {"max_retries": 0}},
         "health": {"sync_interval": 0.1, "breaker": {"consecutive_failures": 2, "open_seconds": 30}},
         "providers": [
             {"type": "openai", "name": "gpt", "tenant": "acme", "api_key": "sk-replica-0123456789",
