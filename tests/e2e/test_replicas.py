@@ -70,11 +70,13 @@ class Replica:
         self.url = url
 
 
-async def start_replica(config: Path) -> Replica:
+async def start_replica(config: Path, *, auth: bool = False) -> Replica:
+    """Start ``podium serve`` on a free port; without ``auth``, as ``--no-auth``."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from podium.cli.main import app; app()",
-        "serve", "--config", str(config), "--port", str(port), "--no-auth", "--log-level", "warning",
+        "serve", "--config", str(config), "--port", str(port), "--log-level", "warning",
+        *([] if auth else ["--no-auth"]),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -84,7 +86,7 @@ async def start_replica(config: Path) -> Replica:
                 err = await proc.stderr.read() if proc.stderr else b""
                 raise AssertionError(f"podium serve exited: {err.decode(errors='replace')}")
             try:
-                async with http.get(f"{url}/v1/models") as r:
+                async with http.get(f"{url}/healthz") as r:
                     if r.status == 200:
                         return Replica(proc, url)
             except aiohttp.ClientConnectionError:
