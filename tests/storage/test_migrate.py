@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from podium.storage import Database, current_revision, downgrade, migrate
-from podium.storage.migrate import MIGRATIONS_DIR, head_revision
+from podium.storage.migrate import HEAD, MIGRATIONS_DIR, head_revision
 from podium.storage.tables import GENESIS_HASH, metadata
 
 TABLES = {
@@ -31,7 +31,7 @@ async def test_upgrade_downgrade_and_upgrade_again(db_url: str) -> None:
     assert not (await _tables(db_url)) & TABLES
 
     await migrate(db_url)
-    assert await current_revision(db_url) == head_revision() == "0001"
+    assert await current_revision(db_url) == head_revision() == HEAD
     assert await _tables(db_url) >= TABLES
     async with Database(db_url) as db, db.engine.connect() as conn:
         head = (await conn.execute(text("SELECT id, seq, hash FROM audit_chain_head"))).all()

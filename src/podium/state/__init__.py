@@ -7,6 +7,9 @@ Typical use::
         ...
 """
 
+from typing import TYPE_CHECKING
+
+from podium._lazy import lazy_exports
 from podium.state.base import (
     NANOS_PER_USD,
     BucketAdjust,
@@ -28,13 +31,20 @@ from podium.state.base import (
     to_usd,
 )
 from podium.state.memory import MemoryStateStore
-from podium.state.redis import RedisStateStore
+
+if TYPE_CHECKING:
+    from podium.state.redis import RedisStateStore
+
+# redis-py is imported only by processes that use Redis (it costs start-up time and memory).
+__getattr__ = lazy_exports(__name__, {"RedisStateStore": "podium.state.redis"})
 
 
 def open_state_store(redis_url: str | None = None, prefix: str = "podium:") -> StateStore:
     """Redis when ``redis_url`` is given (shared by replicas), otherwise an in-process store."""
     if redis_url is None:
         return MemoryStateStore(prefix)
+    from podium.state.redis import RedisStateStore
+
     return RedisStateStore.from_url(redis_url, prefix)
 
 
