@@ -14,18 +14,17 @@ import os
 import signal
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from podium import data_transfer
+from podium._data_api import DataApi
 from podium._durable import Durable
 from podium._governance_api import GovernanceApi, governance_config
 from podium._inflight import InFlight
-from podium._provider_factory import build_provider, current_settings, normalise
-from podium._provider_records import join_settings, split_settings
+from podium._provider_factory import build_provider
+from podium._provider_records import join_settings
+from podium._providers_api import ProvidersApi
 from podium._requests import build_chat_request, chat_request_from
 from podium.backend import Backend, CallContext
 from podium.config.governance_store import GovernanceStore
@@ -33,24 +32,22 @@ from podium.config.manager import ConfigManager
 from podium.config.store import ProviderRecord
 from podium.config.templates import TemplateRegistry
 from podium.config.validators import ValidatorRegistry
-from podium.costs.pricing import PriceOverride
-from podium.errors import ConfigError, Conflict, NotFound, PodiumError, RequestError
+from podium.errors import ConfigError, PodiumError, RequestError
 from podium.events import ConfigEvent, EventBus
-from podium.health import HealthMonitor, HealthRegistry, HealthSettings, HealthSummary, ProviderHealth
+from podium.health import HealthMonitor, HealthRegistry, HealthSettings
 from podium.health.stats import Statistics, StatsRecorder
 from podium.limits.governance import Governance
 from podium.limits.governed import Governed
 from podium.limits.guarded import Guarded
 from podium.observability.metrics import PodiumMetrics
-from podium.provider_info import ModelInfo, ProviderInfo, describe
-from podium.providers.base import CheckResult, Provider
+from podium.provider_info import ModelInfo, ProviderInfo
+from podium.providers.base import Provider
 from podium.providers.custom import CustomAdapters
 from podium.recording import Recorded
 from podium.routing.retry import RetryPolicy
 from podium.routing.router import Router
 from podium.routing.strategies import STRATEGIES, Strategy
 from podium.settings import Settings
-from podium.storage.conversations import Conversation, Conversations
 from podium.storage.db import Database
 from podium.storage.repositories import RequestLog
 from podium.storage.writer import RecordWriter
@@ -68,7 +65,7 @@ from podium.types import (
 logger = logging.getLogger(__name__)
 
 
-class Orchestrator(GovernanceApi):
+class Orchestrator(ProvidersApi, GovernanceApi, DataApi):
     """Async entry point: providers per tenant, and chat / stream / complete / embed over them.
 
     ``Orchestrator()`` keeps everything in memory. ``await Orchestrator.from_config("config.yaml")``
@@ -223,14 +220,6 @@ class Orchestrator(GovernanceApi):
         """The background record writer of a started orchestrator; None in memory."""
         return self._durable.writer if self._durable else None
 
-    def _need_durable(self) -> Durable:
-        if self._durable is None:
-            raise ConfigError(
-                "this orchestrator keeps everything in memory; build it with "
-                "Orchestrator.from_config(...) (or Orchestrator(settings=...) and await start())"
-            )
-        return self._durable
-
     def _from_record(self, record: ProviderRecord) -> Provider:
         values = join_settings(record.settings, record.secrets)
         try:
@@ -268,230 +257,6 @@ class Orchestrator(GovernanceApi):
                     logger.info("rate limits and budgets reloaded from %s", store.path)
             except PodiumError as exc:
                 logger.error("cannot reload %s: %s", store.path, exc.message)
-
-    # ----------------------------------------------------------------- providers
-
-    async def _checked_build(
-        self, type_: str, name: str, tenant: str, values: Mapping[str, Any]
-    ) -> Provider:
-        """Build a provider after the validators (built-in and registered) passed; every problem listed."""
-        config = {**normalise(values), "name": name, "tenant": tenant, "type": type_}
-        errors = await self.validators.validate(type_, config)
-        errors += _price_errors(config)
-        try:
-            provider = build_provider(type_, name, tenant, values, self.adapter)
-        except RequestError as exc:
-            if not errors:
-                raise
-            raise RequestError(f"invalid provider {name!r}: {'; '.join(errors)}; {exc.message}") from exc
-        if errors:
-            raise RequestError(f"invalid provider {name!r}: {'; '.join(errors)}")
-        return provider
-
-    def _install(self, provider: Provider) -> None:
-        c = provider.config
-        self._providers.setdefault(c.tenant, {})[provider.name] = provider
-        self.governance.pricing.set_provider(
-            provider.name, tenant=c.tenant, kind=c.type, prices=c.prices, models=c.model_prices
-        )
-
-    def _guarded(self, provider: Provider) -> Backend:
-        """The governance layer of one provider (its limits, its cost), made once per provider object."""
-        guarded = self._guards.get(provider)
-        if guarded is None:
-            guarded = Guarded(
-                provider,
-                self.governance.guard,
-                provider_name=provider.name,
-                default_model=provider.config.default_model,
-            )
-            self._guards[provider] = guarded
-        return guarded
-
-    async def _persist(self, provider: Provider) -> None:
-        if self._durable is None:
-            return
-        settings, secrets = split_settings(provider)
-        c = provider.config
-        await self._durable.config_manager.save(ProviderRecord(c.tenant, c.name, c.type, settings, secrets))
-
-    async def create_provider(
-        self, *, type: str, name: str, tenant: str = "default", **settings: Any
-    ) -> ProviderInfo:
-        """Create a provider for a tenant (persisted, secrets encrypted, when started from settings).
-
-        Args:
-            type: ``openai``, ``anthropic``, ``google``, ``ollama``, ``custom``, or ``local`` (with
-                ``server_type`` ``ollama``/``lmstudio``/``vllm``/``llamacpp``).
-            name: Unique within the tenant.
-            tenant: The tenant that owns it; other tenants never see it.
-            **settings: ``api_key``, ``base_url``, ``default_model``, ``models``, ``priority`` (lower is
-                tried first), ``weight``, ``timeout``, ``headers``, plus the type's own options
-                (``organization``, ``anthropic_version``, ``request_format``, ...). camelCase works too.
-
-        Raises:
-            Conflict: the tenant already has a provider of that name.
-            RequestError: a setting is invalid or unknown, or a validator refused it (every problem
-                is listed).
-        """
-        provider = await self._checked_build(type, name, tenant, settings)
-        async with self._lock:
-            if name in self._providers.get(tenant, {}):
-                raise Conflict(
-                    f"tenant {tenant!r} already has a provider named {name!r}; use update_provider"
-                )
-            await self._persist(provider)
-            self._install(provider)
-        return describe(provider)
-
-    async def create_provider_from_template(
-        self, template: str, name: str, tenant: str = "default", variables: Mapping[str, Any] | None = None
-    ) -> ProviderInfo:
-        """Create a provider from a template (built-in: openai, anthropic, google, ollama, lmstudio, custom).
-
-        Args:
-            template: The template's name.
-            name: The new provider's name.
-            tenant: Its tenant.
-            variables: Values for the template's ``{{VAR}}`` placeholders.
-
-        Raises:
-            NotFound: no such template.
-            RequestError: variables are missing (all listed), or the result is invalid.
-            Conflict: the tenant already has a provider of that name.
-        """
-        settings = self.templates.render(template, variables or {})
-        type_ = str(settings.pop("type"))
-        return await self.create_provider(type=type_, name=name, tenant=tenant, **settings)
-
-    async def add_provider(self, provider: Provider) -> None:
-        """Add a ready-made provider object (a plugin's, or ``podium.testing.MockProvider``).
-
-        It lives in memory only: code-built objects cannot be stored as configuration.
-        """
-        async with self._lock:
-            tenant = provider.config.tenant
-            if provider.name in self._providers.get(tenant, {}):
-                raise Conflict(f"tenant {tenant!r} already has a provider named {provider.name!r}")
-            self._install(provider)
-            self._code_built.add((tenant, provider.name))
-
-    def is_configured(self, name: str, tenant: str = "default") -> bool:
-        """Whether a provider comes from configuration (settings, the API), not from ``add_provider``."""
-        return (tenant, name) not in self._code_built and name in self._providers.get(tenant, {})
-
-    async def check_provider(
-        self, *, type: str, name: str, tenant: str = "default", **settings: Any
-    ) -> ProviderInfo:
-        """Validate provider settings as ``create_provider`` would, without creating anything.
-
-        Raises:
-            RequestError: the settings are invalid (every problem listed).
-        """
-        return describe(await self._checked_build(type, name, tenant, settings))
-
-    async def update_provider(self, name: str, tenant: str = "default", **changes: Any) -> ProviderInfo:
-        """Change some settings of a provider; the rest stay as they were.
-
-        Requests already under way finish on the old settings; new ones use the new settings.
-
-        Raises:
-            NotFound: no such provider. RequestError: an invalid setting (every problem listed).
-        """
-        async with self._lock:
-            old = self._get(name, tenant)
-            current = current_settings(old)
-            current.update(normalise(changes))
-            type_ = str(current.pop("type_override", old.config.type))
-            provider = await self._checked_build(type_, name, tenant, current)
-            await self._persist(provider)
-            self._install(provider)
-        self._retire(old)
-        return describe(provider)
-
-    async def remove_provider(self, name: str, tenant: str = "default") -> None:
-        """Remove a provider; its pooled connections close once in-flight requests finish."""
-        async with self._lock:
-            old = self._get(name, tenant)
-            if self._durable is not None:
-                await self._durable.config_manager.remove(tenant, name)
-            del self._providers[tenant][name]
-            self._code_built.discard((tenant, name))
-        self._forget(tenant, name)
-        self._retire(old)
-
-    def _forget(self, tenant: str, name: str) -> None:
-        self.stats.forget(tenant, name)
-        self.health.forget(tenant, name)
-
-    def _all_providers(self) -> list[Provider]:
-        return [p for ps in self._providers.values() for p in ps.values()]
-
-    def _retire(self, provider: Provider) -> None:
-        async def close_later() -> None:
-            await asyncio.sleep(provider.config.timeout + 1.0)
-            await provider.aclose()
-
-        task = asyncio.get_running_loop().create_task(close_later())
-        self._retiring[task] = provider
-        task.add_done_callback(lambda t: self._retiring.pop(t, None))
-
-    def _get(self, name: str, tenant: str) -> Provider:
-        provider = self._providers.get(tenant, {}).get(name)
-        if provider is None:
-            raise NotFound(f"tenant {tenant!r} has no provider named {name!r}")
-        return provider
-
-    def provider(self, name: str, tenant: str = "default") -> Provider:
-        """The live provider object (for provider-specific calls such as ``count_tokens``)."""
-        return self._get(name, tenant)
-
-    def get_provider(self, name: str, tenant: str = "default") -> ProviderInfo:
-        """A provider's settings, secrets masked."""
-        return describe(self._get(name, tenant))
-
-    def list_providers(self, tenant: str | None = None) -> list[ProviderInfo]:
-        """Every provider of a tenant (of all tenants when None), secrets masked."""
-        tenants = [tenant] if tenant is not None else sorted(self._providers)
-        return [describe(p) for t in tenants for p in self._providers.get(t, {}).values()]
-
-    def tenants(self) -> list[str]:
-        """Every tenant that has a provider, sorted."""
-        return sorted(t for t, ps in self._providers.items() if ps)
-
-    async def test_provider(self, name: str, tenant: str = "default") -> CheckResult:
-        """Check a provider's connectivity with a cheap probe (model list or a one-token request).
-
-        The result also counts towards the provider's health (a success half-opens an open circuit).
-        """
-        provider = self._get(name, tenant)
-        if self._monitor is not None:
-            return await self._monitor.test_provider(provider)
-        result = await provider.check()
-        self.health.record_probe(tenant, name, result)
-        return result
-
-    def get_provider_health(self, name: str, tenant: str = "default") -> ProviderHealth:
-        """A provider's health: status, circuit, error rate, latency percentiles, throughput.
-
-        Raises:
-            NotFound: the tenant has no such provider.
-        """
-        self._get(name, tenant)
-        return self.health.provider_health(tenant, name)
-
-    def get_health_summary(self, tenant: str | None = None) -> HealthSummary:
-        """How many providers are healthy, degraded, unhealthy (of one tenant, or of all), and each one."""
-        tenants = [tenant] if tenant is not None else sorted(self._providers)
-        return self.health.summary((t, n) for t in tenants for n in self._providers.get(t, {}))
-
-    async def list_models(self, tenant: str = "default") -> list[ModelInfo]:
-        """The models of the tenant's providers (configured ones; no upstream call)."""
-        out: list[ModelInfo] = []
-        for p in self._providers.get(tenant, {}).values():
-            for m in dict.fromkeys([*(x for x in [p.config.default_model] if x), *p.config.models]):
-                out.append(ModelInfo(id=m, provider=p.name, type=p.config.type))
-        return out
 
     # ------------------------------------------------------------------- routing
 
@@ -693,80 +458,6 @@ class Orchestrator(GovernanceApi):
         """Requests, errors and latency per provider (of one tenant, or of all)."""
         return self.stats.snapshot(tenant)
 
-    # ------------------------------------------------------------------ history
-
-    def _conversations(self) -> Conversations:
-        return Conversations(self._need_durable().database)
-
-    async def get_history(
-        self, user_id: str, tenant: str = "default", *, limit: int = 50
-    ) -> list[Conversation]:
-        """A user's conversations, newest first, without their messages.
-
-        Records still waiting in the writer's queue are written first, so a request just answered
-        is included.
-        """
-        durable = self._need_durable()
-        await durable.writer.flush()
-        return await self._conversations().list_for_user(tenant=tenant, user_id=user_id, limit=limit)
-
-    async def get_conversation(
-        self, conversation_id: str, user_id: str, tenant: str = "default"
-    ) -> Conversation:
-        """One of a user's conversations with its messages, oldest first.
-
-        Raises:
-            NotFound: no such conversation for this user and tenant (another's is never shown).
-        """
-        await self._need_durable().writer.flush()
-        return await self._conversations().get(conversation_id, tenant=tenant, user_id=user_id)
-
-    async def delete_history(
-        self, user_id: str, tenant: str = "default", *, conversation_id: str | None = None
-    ) -> int:
-        """Delete one conversation of a user, or all of them; returns how many were deleted.
-
-        Raises:
-            NotFound: the named conversation does not exist for this user and tenant.
-        """
-        await self._need_durable().writer.flush()
-        conversations = self._conversations()
-        if conversation_id is not None:
-            await conversations.delete(conversation_id, tenant=tenant, user_id=user_id)
-            return 1
-        return await conversations.delete_for_user(tenant=tenant, user_id=user_id)
-
-    # ------------------------------------------------------------ export / import
-
-    async def export_data(
-        self, *, include_secrets: bool = False, include_history: bool = True
-    ) -> dict[str, Any]:
-        """Providers, templates, tenants and conversation history as one JSON-ready document.
-
-        Args:
-            include_secrets: Put API keys and other secrets in the document in clear. Without them it
-                holds no secret at all, and importing asks for them.
-            include_history: Include every conversation with its messages.
-        """
-        return await data_transfer.export_data(
-            self, include_secrets=include_secrets, include_history=include_history
-        )
-
-    async def import_data(
-        self, data: Mapping[str, Any], *, secrets: Mapping[str, Mapping[str, str]] | None = None
-    ) -> dict[str, int]:
-        """Recreate an export in this instance; all or nothing.
-
-        Args:
-            data: A document from ``export_data``.
-            secrets: The secrets an export without them needs: ``{"tenant/provider": {"api_key": ...}}``.
-
-        Raises:
-            MissingSecrets: secrets are needed (the error lists them); nothing is imported.
-            Conflict: something in the document already exists; nothing is imported.
-        """
-        return await data_transfer.import_data(self, data, secrets=secrets)
-
     # ------------------------------------------------------------------ lifecycle
 
     async def shutdown(self, timeout: float = 30.0) -> None:
@@ -824,20 +515,6 @@ class Orchestrator(GovernanceApi):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _price_errors(config: Mapping[str, Any]) -> list[str]:
-    errors: list[str] = []
-    tables = [("prices", config.get("prices"))]
-    tables += [(f"model_prices.{m}", p) for m, p in (config.get("model_prices") or {}).items()]
-    for where, table in tables:
-        if table is None:
-            continue
-        try:
-            PriceOverride.model_validate(table)
-        except ValidationError as exc:
-            errors += [f"{where}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-    return errors
 
 
 __all__ = ["ModelInfo", "Orchestrator", "ProviderInfo"]
