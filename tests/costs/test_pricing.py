@@ -93,3 +93,39 @@ def test_max_cost_prices_prompt_plus_max_tokens() -> None:
 def test_negative_prices_are_refused() -> None:
     with pytest.raises(ValueError, match="greater than or equal"):
         Pricing().set_provider("x", prices={"input": -1, "output": 1})
+
+
+def _priced_models() -> list[tuple[str, str]]:
+    from genai_prices.data_snapshot import get_snapshot
+
+    wanted = {"openai", "anthropic", "google", "mistral", "groq", "deepseek"}
+    return [(m.id, p.id) for p in get_snapshot().providers if p.id in wanted for m in p.models]
+
+
+def test_every_model_of_the_major_providers_costs_what_genai_prices_says() -> None:
+    """podium computes flat per-token prices itself (fast); it must agree with the package everywhere."""
+    pricing = Pricing()
+    checked = 0
+    for model, kind in _priced_models():
+        pricing.set_provider(kind, kind=kind)
+        for prompt, completion, cached in ((1234, 567, 0), (250_000, 3, 0), (4000, 1000, 3000), (1, 0, 0)):
+            usage = Usage(prompt, completion, prompt + completion, cached_tokens=cached)
+            got = pricing.cost(usage, model=model, provider=kind)
+            try:
+                expected = genai_prices.calc_price(
+                    genai_prices.Usage(
+                        input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached
+                    ),
+                    model,
+                    provider_id=kind,
+                ).total_price
+            except LookupError:
+                continue
+            assert got.nanos == int((expected * 10**9).to_integral_value()), (
+                model,
+                prompt,
+                completion,
+                cached,
+            )
+            checked += 1
+    assert checked > 300  # the comparison really covered the catalogue

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
@@ -95,6 +96,7 @@ class Pricing:
         self._local_types = frozenset(local_types)
         self._providers: dict[tuple[str | None, str], _ProviderPrices] = {}
         self._genai_ids = frozenset(p.id for p in get_snapshot().providers)
+        self._models: dict[tuple[str, str | None], object] = {}
         self._unknown_logged: set[tuple[str | None, str]] = set()
 
     def set_provider(
@@ -173,14 +175,46 @@ class Pricing:
         return self.cost(usage, model=model, provider=provider, tenant=tenant)
 
     def _genai(self, usage: Usage, model: str, kind: str | None) -> int | None:
+        hint = kind if kind in self._genai_ids else None
+        key = (model, hint)
+        info = self._models.get(key, _MISSING)
+        if info is _MISSING:
+            try:
+                info = get_snapshot().find_provider_model(model, None, hint, None)[1]
+            except LookupError:
+                info = None
+            self._models[key] = info
+        if info is None:
+            return None
+        assert isinstance(info, genai_prices.types.ModelInfo)
+        # The package's own calculation is general (every unit, tiers, audio, images) and costs about
+        # 70 us a call; text-only usage at flat rates is three multiplications of the same prices.
+        rates = info.get_prices(datetime.now(tz=UTC))
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        p_in, p_out = _flat(rates.input_mtok), _flat(rates.output_mtok)
+        p_cached = _flat(rates.cache_read_mtok) if rates.cache_read_mtok is not None else None
+        if p_in is not None and p_out is not None and (cached == 0 or p_cached is not None):
+            total = (
+                Decimal(usage.prompt_tokens - cached) * p_in
+                + Decimal(cached) * (p_cached or _ZERO)
+                + Decimal(usage.completion_tokens) * p_out
+            ) * _PER_MILLION
+            return int(total.to_integral_value(ROUND_HALF_EVEN))
         genai_usage = genai_prices.Usage(
             input_tokens=usage.prompt_tokens,
             output_tokens=usage.completion_tokens,
-            cache_read_tokens=min(usage.cached_tokens, usage.prompt_tokens),
+            cache_read_tokens=cached,
         )
-        hint = kind if kind in self._genai_ids else None
-        try:
-            price = genai_prices.calc_price(genai_usage, model, provider_id=hint)
-        except LookupError:
-            return None
+        price = genai_prices.calc_price(genai_usage, model, provider_id=hint)
         return int((price.total_price * NANOS_PER_USD).to_integral_value(ROUND_HALF_EVEN))
+
+
+_MISSING = object()
+_ZERO = Decimal(0)
+
+
+def _flat(price: object) -> Decimal | None:
+    """The price when it is one flat rate (absent: free); None when it is tiered."""
+    if price is None:
+        return _ZERO
+    return price if isinstance(price, Decimal) else None
