@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from podium.auth._headers import api_key_header, bearer_token
 from podium.auth.config import AuthSettings
-from podium.auth.jwt import JwtAuthenticator
 from podium.auth.keys import ApiKeyAuthenticator
 from podium.auth.principal import Principal
 from podium.errors import AuthError, ConfigError
 from podium.storage.api_keys import KEY_PREFIX, ApiKeys
 from podium.storage.writer import RecordWriter
+
+if TYPE_CHECKING:
+    from podium.auth.jwt import JwtAuthenticator
 
 logger = logging.getLogger(__name__)
 
@@ -150,5 +153,9 @@ def build_authenticator(
             "authentication is disabled (auth.enabled: false): every caller is an admin of tenant 'default'"
         )
         return NoAuth(key_auth)
-    jwt = JwtAuthenticator(settings.jwt) if settings.jwt is not None else None
+    jwt = None
+    if settings.jwt is not None:
+        from podium.auth.jwt import JwtAuthenticator  # PyJWT loads only where JWTs are accepted
+
+        jwt = JwtAuthenticator(settings.jwt)
     return CompositeAuthenticator(api_keys=key_auth, jwt=jwt)

@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
-import genai_prices
-from genai_prices.data_snapshot import get_snapshot
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -95,7 +93,7 @@ class Pricing:
     def __init__(self, local_types: Iterable[str] = ("ollama",)) -> None:
         self._local_types = frozenset(local_types)
         self._providers: dict[tuple[str | None, str], _ProviderPrices] = {}
-        self._genai_ids = frozenset(p.id for p in get_snapshot().providers)
+        self._genai_ids_cache: frozenset[str] | None = None
         self._models: dict[tuple[str, str | None], object] = {}
         self._unknown_logged: set[tuple[str | None, str]] = set()
 
@@ -174,7 +172,20 @@ class Pricing:
         )
         return self.cost(usage, model=model, provider=provider, tenant=tenant)
 
+    @property
+    def _genai_ids(self) -> frozenset[str]:
+        if self._genai_ids_cache is None:
+            from genai_prices.data_snapshot import get_snapshot
+
+            self._genai_ids_cache = frozenset(p.id for p in get_snapshot().providers)
+        return self._genai_ids_cache
+
     def _genai(self, usage: Usage, model: str, kind: str | None) -> int | None:
+        # genai-prices (and its price table) load on the first price asked for: processes that only
+        # serve local or custom-priced models never pay for them.
+        import genai_prices
+        from genai_prices.data_snapshot import get_snapshot
+
         hint = kind if kind in self._genai_ids else None
         key = (model, hint)
         info = self._models.get(key, _MISSING)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from email.message import EmailMessage
 from typing import ClassVar
 
-import aiosmtplib
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
@@ -76,6 +75,8 @@ class EmailChannel:
         if not recipients:
             return
         s = self.settings
+        import aiosmtplib  # only processes that send alert emails load it
+
         await aiosmtplib.send(
             self.message(alert, recipients),
             hostname=s.host,
