@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from podium import __version__
-from podium.cli import audit, data, demo, keys, providers, serve
+from podium.cli import audit, bench, data, demo, keys, providers, serve
 
 app = typer.Typer(
     name="podium",
@@ -19,6 +19,10 @@ app.command(name="demo", help="Run podium against simulated upstreams on loopbac
 app.command(name="serve", help="Run the gateway server (OpenAI/Anthropic-compatible /v1 and /api/ai).")(
     serve.serve
 )
+app.command(
+    name="bench",
+    help="Measure the gateway's added latency, CPU per request, throughput, memory and start-up time.",
+)(bench.run)
 app.add_typer(audit.app, name="audit")
 app.add_typer(data.app, name="data")
 app.add_typer(keys.app, name="keys")

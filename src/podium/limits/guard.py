@@ -209,8 +209,10 @@ class Guard:
                     ticket.plans.append(plan)
         now = self.budgets.now()
         ticket.started_at = now
-        amount = self._max_cost(tenant, provider, estimate.model, estimate)
-        ticket.budgets = [(ref, amount) for ref in self.budgets.refs(tenant, key_id, now)]
+        refs = self.budgets.refs(tenant, key_id, now)
+        # Pricing is the costliest step of admission: skip it when no budget needs the reservation.
+        amount = self._max_cost(tenant, provider, estimate.model, estimate) if refs else 0
+        ticket.budgets = [(ref, amount) for ref in refs]
         checks, sources = _checks(
             ticket.plans, [(ref, ref.reserve(amount, now)) for ref, _ in ticket.budgets]
         )
@@ -247,10 +249,14 @@ class Guard:
                 ticket.tokens,
                 f"{ticket.id}:{len(ticket.permits)}",
             )
-        need = self._max_cost(ticket.tenant, provider, model or ticket.model, ticket.estimate)
-        extra = max(0, need - ticket.reserved)
-        now = self.budgets.now()
-        reserves = [(ref, ref.reserve(extra, now)) for ref, _ in ticket.budgets] if extra else []
+        extra = 0
+        reserves: list[tuple[BudgetRef, BudgetReserve]] = []
+        if ticket.budgets:  # without a budget there is nothing to top up, and nothing to price
+            need = self._max_cost(ticket.tenant, provider, model or ticket.model, ticket.estimate)
+            extra = max(0, need - ticket.reserved)
+            if extra:
+                now = self.budgets.now()
+                reserves = [(ref, ref.reserve(extra, now)) for ref, _ in ticket.budgets]
         checks, sources = _checks([plan] if plan else [], reserves)
         if checks:
             result = await self.store.reserve(checks)
@@ -260,7 +266,8 @@ class Guard:
                     await self._refused(source, result)
                 raise _limit_error(source, result, provider=provider)
             ticket.headers.update(_headers(checks, sources, result))
-        ticket.budgets = [(ref, amount + extra) for ref, amount in ticket.budgets]
+        if extra:
+            ticket.budgets = [(ref, amount + extra) for ref, amount in ticket.budgets]
         ticket.model = model or ticket.model
         permit = Permit(ticket, provider, model, plan)
         ticket.permits.append(permit)

@@ -136,7 +136,8 @@ class Guarded:
         try:
             async for chunk in self.inner.stream(request, ctx):
                 received += len(chunk.delta) + len(chunk.reasoning or "")
-                received += sum(len(c.arguments) + len(c.name or "") for c in chunk.tool_calls or ())
+                if chunk.tool_calls:
+                    received += sum(len(c.arguments) + len(c.name or "") for c in chunk.tool_calls)
                 model = chunk.model or model
                 if chunk.usage is not None:
                     usage = chunk.usage

@@ -203,17 +203,22 @@ class ChunkEncoder:
         self.usage: Usage | None = None
         self._started = False
         self._encoder = msgspec.json.Encoder()
+        self._head_model: str | None = None
+        self._head = b""
 
     def _event(self, choices: list[dict[str, Any]], **more: Any) -> bytes:
-        payload = {
-            "id": self.rid,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-            **more,
-        }
-        return b"data: " + self._encoder.encode(payload) + b"\n\n"
+        # The fields every event repeats are encoded once per stream (again only if the model changes).
+        if self._head_model != self.model:
+            fixed = {
+                "id": self.rid,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+            }
+            self._head = b"data: " + self._encoder.encode(fixed)[:-1] + b',"choices":'
+            self._head_model = self.model
+        tail = b"," + self._encoder.encode(more)[1:-1] if more else b""
+        return self._head + self._encoder.encode(choices) + tail + b"}\n\n"
 
     def encode(self, chunk: ChatChunk) -> list[bytes]:
         """The events for one chunk (none for a usage-only chunk: usage goes last)."""

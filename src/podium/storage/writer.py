@@ -272,10 +272,14 @@ class RecordWriter:
                 if not ok:
                     failures += 1
                     break
-            else:
                 if failures:
                     logger.info("record writer: database reachable again at %s", self.db.display_url)
                 failures = 0
+                if len(self._queue) < self._batch_size and not self._closed and not self._wake.is_set():
+                    # What arrived during the write waits for the next interval (or a full batch, or a
+                    # flush): under load this keeps transactions few and large, each costing the same.
+                    break
+            else:
                 if self._closed:
                     return
 

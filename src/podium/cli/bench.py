@@ -1,0 +1,579 @@
+"""``podium bench``: what the gateway adds on top of a near-free upstream, measured end to end.
+
+It starts a fake OpenAI upstream (a canned-answer asyncio server in this process, or an external one
+such as the shared harness's nginx with ``--upstream``), then for each mode a real ``podium serve``
+process configured with one provider pointing at it, and drives it with closed-loop keep-alive
+connections (``wrk`` when installed, else a built-in client) at each concurrency:
+
+- ``ns``: non-streaming chat; ``st``: ``"stream": true`` (20 SSE chunks, latency of the whole stream);
+  ``ttfb``: time to the first SSE event (built-in client);
+- per scenario: req/s, p50/p90/p99 latency, errors, and podium's CPU per request (utime + stime of its
+  process from ``/proc/<pid>/stat`` divided by the requests served);
+- per mode: start-up time (spawn to first ``200`` on ``/v1/models``) and RSS idle and after the load.
+
+Modes: ``bare`` (no auth, no limits or budgets; the SQLite request log of ``podium serve`` stays on),
+``full`` (an API key, a tenant rate limit too high to refuse, a daily budget, the SQLite request log,
+in-process state), ``full-redis`` (``full`` with ``redis_url``: limits, budgets and the cost ledger in
+Redis). ``--footprint`` also starts one with 100 providers over 10 tenants and reports its RSS.
+The direct upstream is measured first, so the added latency is ``podium p50 - direct p50``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import typer
+
+MODES = ("bare", "full", "full-redis")
+SCENARIOS = ("ns", "st", "ttfb")
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_BODY = {
+    "model": "fake-gpt",
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Write one sentence about the sea."},
+    ],
+    "max_tokens": 64,
+    "temperature": 0.2,
+}
+_STREAM_BODY = {**_BODY, "stream": True, "stream_options": {"include_usage": True}}
+
+# --- the fake upstream ----------------------------------------------------------------------------------
+
+_ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1732300000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "The sea is wide and blue.", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 26, "completion_tokens": 8, "total_tokens": 34},
+    },
+    separators=(",", ":"),
+).encode()
+
+
+def _sse() -> bytes:
+    head = '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1732300000,'
+    head += '"model":"gpt-4o-mini-2024-07-18",'
+    events = [
+        head + '"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
+    ]
+    events += [
+        head + f'"choices":[{{"index":0,"delta":{{"content":"word{i} "}},"finish_reason":null}}]}}'
+        for i in range(18)
+    ]
+    events.append(head + '"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}')
+    events.append(
+        head + '"choices":[],"usage":{"prompt_tokens":26,"completion_tokens":18,"total_tokens":44}}'
+    )
+    return "".join(f"data: {e}\n\n" for e in [*events, "[DONE]"]).encode()
+
+
+_STREAM = _sse()
+
+
+def _http(status: str, ctype: bytes, body: bytes) -> bytes:
+    return b"HTTP/1.1 %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n%s" % (
+        status.encode(),
+        ctype,
+        len(body),
+        body,
+    )
+
+
+_JSON_REPLY = _http("200 OK", b"application/json", _ANSWER)
+_STREAM_REPLY = _http("200 OK", b"text/event-stream", _STREAM)
+_OK_REPLY = _http("200 OK", b"text/plain", b"ok")
+
+
+class _Upstream(asyncio.Protocol):
+    """A minimal HTTP/1.1 keep-alive server answering canned chat completions (JSON or SSE)."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            length = 0
+            at = head.find(b"content-length:")
+            if at >= 0:
+                length = int(head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None])
+            if len(self.buf) < end + 4 + length:
+                return
+            body = self.buf[end + 4 : end + 4 + length]
+            self.buf = self.buf[end + 4 + length :]
+            assert self.transport is not None
+            if head.startswith(b"get"):
+                self.transport.write(_OK_REPLY)
+            elif b'"stream":true' in body.replace(b" ", b""):
+                self.transport.write(_STREAM_REPLY)
+            else:
+                self.transport.write(_JSON_REPLY)
+
+
+def _run_upstream(port: int) -> None:
+    """Serve the fake upstream until killed (runs in its own process)."""
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", port, backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+
+
+# --- processes ------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * _PAGE / 2**20
+
+
+def _get(url: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
+    import http.client
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=10)
+    try:
+        conn.request("POST" if body is not None else "GET", parts.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def _wait_ready(url: str, headers: dict[str, str], proc: subprocess.Popen[bytes], limit: float) -> float:
+    """Poll ``url`` until it answers 200; the seconds since ``proc`` was spawned (by the caller)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process exited with {proc.returncode} before it was ready")
+        with contextlib.suppress(OSError):
+            if _get(url, headers)[0] == 200:
+                return time.perf_counter() - t0
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} did not answer 200 within {limit:.0f} s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class _Gateway:
+    proc: subprocess.Popen[bytes]
+    url: str
+    key: str | None
+    startup_s: float
+    workdir: Path
+
+
+def _config(mode: str, upstream: str, workdir: Path, providers: int, tenants: int) -> dict[str, Any]:
+    entries = [
+        {
+            "type": "openai",
+            "name": "fake" if providers == 1 else f"fake{i}",
+            "tenant": "default" if tenants == 1 else f"t{i % tenants}",
+            "base_url": upstream,
+            "api_key": "sk-upstream-dummy",
+            "default_model": "fake-gpt",
+            "models": ["fake-gpt"],
+        }
+        for i in range(providers)
+    ]
+    cfg: dict[str, Any] = {
+        "framework": {"data_dir": str(workdir), "log_level": "WARNING"},
+        "providers": entries,
+        "config_store": {"directory": str(workdir / "config"), "encryption_key": uuid.uuid4().hex},
+        "auth": {"enabled": mode != "bare"},
+    }
+    if mode != "bare":
+        cfg["limits"] = [
+            {
+                "scope": "tenant",
+                "target": "default",
+                "limits": {"requests_per_second": 1e6, "tokens_per_minute": 1e12},
+            }
+        ]
+        cfg["budgets"] = [{"tenant": "default", "daily": 1e6, "monthly": 1e7}]
+    if mode == "full-redis":
+        cfg["redis_url"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        cfg["governance"] = {"key_prefix": f"podium-bench-{uuid.uuid4().hex[:8]}:"}
+    return cfg
+
+
+def _podium() -> list[str]:
+    found = Path(sys.executable).with_name("podium")
+    return [str(found)] if found.exists() else [shutil.which("podium") or "podium"]
+
+
+def _start_gateway(mode: str, upstream: str, providers: int = 1, tenants: int = 1) -> _Gateway:
+    workdir = Path(tempfile.mkdtemp(prefix=f"podium-bench-{mode}-"))
+    cfg_path = workdir / "config.yaml"
+    cfg_path.write_text(json.dumps(_config(mode, upstream, workdir, providers, tenants), indent=1))
+    key = None
+    if mode != "bare":
+        out = subprocess.run(
+            [*_podium(), "keys", "create", "--tenant", "default", "--quiet", "--config", str(cfg_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = out.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    log = open(workdir / "podium.log", "wb")  # noqa: SIM115 - the process keeps it open while it runs
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [*_podium(), "serve", "--config", str(cfg_path), "--port", str(port), "--log-level", "warning"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        _wait_ready(f"{url}/v1/models", headers, proc, 60)
+    except BaseException:
+        _stop(proc)
+        raise
+    return _Gateway(proc, url, key, time.perf_counter() - t0, workdir)
+
+
+# --- load -------------------------------------------------------------------------------------------------
+
+_LUA = """
+wrk.method = "POST"
+wrk.body = os.getenv("PODIUM_BENCH_BODY")
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("PODIUM_BENCH_KEY")
+if key and #key > 0 then wrk.headers["Authorization"] = "Bearer " .. key end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests":%d,"duration_us":%d,"errors":%d,'
+    .. '"p50_us":%d,"p90_us":%d,"p99_us":%d}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class Result:
+    """One scenario's figures (latencies in milliseconds)."""
+
+    target: str
+    scenario: str
+    concurrency: int
+    requests: int = 0
+    rps: float = 0.0
+    p50: float = 0.0
+    p90: float = 0.0
+    p99: float = 0.0
+    errors: int = 0
+    cpu_us_per_request: float | None = None
+    added_p50: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _wrk(url: str, body: bytes, key: str | None, c: int, seconds: float, script: Path) -> dict[str, Any]:
+    env = {**os.environ, "PODIUM_BENCH_BODY": body.decode(), "PODIUM_BENCH_KEY": key or ""}
+    cmd = [
+        "wrk",
+        f"-t{min(c, 2)}",
+        f"-c{c}",
+        f"-d{seconds:g}s",
+        "--latency",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+    ]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, env=env, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
+    data: dict[str, Any] = json.loads(line[9:])
+    return {
+        "requests": data["requests"],
+        "seconds": data["duration_us"] / 1e6,
+        "errors": data["errors"],
+        "lat": [data["p50_us"] / 1000, data["p90_us"] / 1000, data["p99_us"] / 1000],
+    }
+
+
+async def _client(
+    url: str, body: bytes, key: str | None, c: int, seconds: float, ttfb: bool
+) -> dict[str, Any]:
+    """Closed loop over ``c`` keep-alive connections; latency to the end (or first byte) of each answer."""
+    parts = urlsplit(url)
+    auth = f"authorization: Bearer {key}\r\n" if key else ""
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+        f"{auth}content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    lat: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def one() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        try:
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                first = None
+                ok = head.startswith(b"HTTP/1.1 200")
+                lower = head.lower()
+                if b"transfer-encoding: chunked" in lower:
+                    data = b""
+                    while True:
+                        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                        chunk = await reader.readexactly(size + 2)
+                        if first is None:
+                            first = time.perf_counter()
+                        if size == 0:
+                            break
+                        data += chunk[:-2]
+                    ok = ok and data.endswith(b"data: [DONE]\n\n")
+                else:
+                    at = lower.find(b"content-length:")
+                    length = int(lower[at + 15 : lower.find(b"\r\n", at)]) if at >= 0 else 0
+                    await reader.readexactly(length)
+                    first = time.perf_counter()
+                end = time.perf_counter()
+                if ok:
+                    lat.append(((first if ttfb and first else end) - t0) * 1000)
+                else:
+                    errors += 1
+        finally:
+            writer.close()
+
+    t_start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(c)))
+    elapsed = time.perf_counter() - t_start
+    lat.sort()
+    pick = [lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0.0 for q in (0.5, 0.9, 0.99)]
+    return {"requests": len(lat) + errors, "seconds": elapsed, "errors": errors, "lat": pick}
+
+
+def _scenario(
+    target: str,
+    url: str,
+    key: str | None,
+    pid: int | None,
+    scenario: str,
+    c: int,
+    seconds: float,
+    script: Path | None,
+) -> Result:
+    body = json.dumps(_STREAM_BODY if scenario != "ns" else _BODY, separators=(",", ":")).encode()
+    endpoint = f"{url}/v1/chat/completions"
+
+    def drive(duration: float) -> dict[str, Any]:
+        if scenario != "ttfb" and script is not None:
+            return _wrk(endpoint, body, key, c, duration, script)
+        return asyncio.run(_client(endpoint, body, key, c, duration, scenario == "ttfb"))
+
+    drive(min(2.0, seconds))  # warm-up at the same concurrency, not recorded
+    cpu0 = _cpu_seconds(pid) if pid else 0.0
+    got = drive(seconds)
+    cpu = _cpu_seconds(pid) - cpu0 if pid else None
+    done = got["requests"]
+    return Result(
+        target=target,
+        scenario=scenario,
+        concurrency=c,
+        requests=done,
+        rps=round(done / got["seconds"], 1),
+        p50=round(got["lat"][0], 3),
+        p90=round(got["lat"][1], 3),
+        p99=round(got["lat"][2], 3),
+        errors=got["errors"],
+        cpu_us_per_request=round(cpu / done * 1e6, 1) if cpu is not None and done else None,
+    )
+
+
+# --- the command ------------------------------------------------------------------------------------------
+
+
+def _table(results: list[Result]) -> str:
+    rows = [
+        "| target | scenario | c | req/s | p50 ms | p90 ms | p99 ms | added p50 ms | errors | CPU us/req |"
+    ]
+    rows.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for r in results:
+        added = "" if r.added_p50 is None else f"{r.added_p50:.3f}"
+        cpu = "" if r.cpu_us_per_request is None else f"{r.cpu_us_per_request:.0f}"
+        rows.append(
+            f"| {r.target} | {r.scenario} | {r.concurrency} | {r.rps:.0f} | {r.p50:.3f} | {r.p90:.3f} | "
+            f"{r.p99:.3f} | {added} | {r.errors} | {cpu} |"
+        )
+    return "\n".join(rows)
+
+
+def _footprint(upstream: str) -> dict[str, Any]:
+    gw = _start_gateway("bare", upstream, providers=100, tenants=10)
+    try:
+        idle = _rss_mib(gw.proc.pid)
+        body = json.dumps({**_BODY, "model": None}).encode()
+        failed = 0
+        for t in range(10):
+            status, _ = _get(
+                f"{gw.url}/v1/chat/completions",
+                {"content-type": "application/json", "x-podium-tenant": f"t{t}"},
+                body,
+            )
+            failed += status != 200
+        return {"providers": 100, "tenants": 10, "startup_s": round(gw.startup_s, 3), "errors": failed,
+                "rss_idle_mib": round(idle, 1), "rss_after_mib": round(_rss_mib(gw.proc.pid), 1)}  # fmt: skip
+    finally:
+        _stop(gw.proc)
+        shutil.rmtree(gw.workdir, ignore_errors=True)
+
+
+def run(
+    modes: str = typer.Option("bare,full", help=f"Comma-separated gateway modes: {', '.join(MODES)}."),
+    scenarios: str = typer.Option("ns,st,ttfb", help="ns (JSON), st (whole stream), ttfb (first SSE event)."),
+    concurrency: str = typer.Option("1,16,64", help="Comma-separated connection counts."),
+    duration: float = typer.Option(10.0, min=1, help="Measured seconds per scenario (after a warm-up)."),
+    upstream: str | None = typer.Option(
+        None, help="An OpenAI-compatible base URL to use as upstream (default: a built-in canned one)."
+    ),
+    direct: bool = typer.Option(True, help="Measure the upstream alone first (for the added latency)."),
+    footprint: bool = typer.Option(
+        False, help="Also measure RSS and start-up with 100 providers / 10 tenants."
+    ),
+    use_wrk: bool = typer.Option(True, "--wrk/--no-wrk", help="Use wrk for ns/st when it is installed."),
+    output: Path | None = typer.Option(None, "--json", help="Write every figure to this JSON file."),
+) -> None:
+    """Measure podium's added latency, CPU per request, throughput, memory and start-up time."""
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    if bad := [m for m in wanted if m not in MODES]:
+        raise typer.BadParameter(f"unknown mode(s) {', '.join(bad)}; use {', '.join(MODES)}")
+    kinds = [s.strip() for s in scenarios.split(",") if s.strip()]
+    if bad := [s for s in kinds if s not in SCENARIOS]:
+        raise typer.BadParameter(f"unknown scenario(s) {', '.join(bad)}; use {', '.join(SCENARIOS)}")
+    levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    tmp = Path(tempfile.mkdtemp(prefix="podium-bench-"))
+    script: Path | None = None
+    if use_wrk and shutil.which("wrk"):
+        script = tmp / "chat.lua"
+        script.write_text(_LUA)
+    up_proc = None
+    if upstream is None:
+        port = _free_port()
+        up_proc = subprocess.Popen(
+            [sys.executable, "-c", f"from podium.cli.bench import _run_upstream; _run_upstream({port})"]
+        )
+        upstream = f"http://127.0.0.1:{port}/v1"
+        _wait_ready(f"http://127.0.0.1:{port}/health", {}, up_proc, 20)
+    base = upstream.rstrip("/").removesuffix("/v1")
+    results: list[Result] = []
+    gateways: dict[str, Any] = {}
+    try:
+        if direct:
+            for s in kinds:
+                for c in levels:
+                    results.append(_scenario("direct", base, None, None, s, c, duration, script))
+                    typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
+        for mode in wanted:
+            gw = _start_gateway(mode, upstream)
+            try:
+                pid = gw.proc.pid
+                info: dict[str, Any] = {
+                    "startup_s": round(gw.startup_s, 3),
+                    "rss_idle_mib": round(_rss_mib(pid), 1),
+                }
+                for s in kinds:
+                    for c in levels:
+                        r = _scenario(mode, gw.url, gw.key, pid, s, c, duration, script)
+                        same = [
+                            d
+                            for d in results
+                            if d.target == "direct" and d.scenario == s and d.concurrency == c
+                        ]
+                        if same:
+                            r.added_p50 = round(r.p50 - same[0].p50, 3)
+                        results.append(r)
+                        typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
+                info["rss_after_mib"] = round(_rss_mib(pid), 1)
+                gateways[mode] = info
+            finally:
+                _stop(gw.proc)
+                shutil.rmtree(gw.workdir, ignore_errors=True)
+        report: dict[str, Any] = {"upstream": upstream, "load": "wrk" if script else "built-in client",
+                                  "duration_s": duration, "gateways": gateways,
+                                  "results": [asdict(r) for r in results]}  # fmt: skip
+        if footprint:
+            report["footprint"] = _footprint(upstream)
+    finally:
+        if up_proc is not None:
+            _stop(up_proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    typer.echo(_table(results))
+    typer.echo("")
+    for mode, info in gateways.items():
+        typer.echo(f"{mode}: start-up {info['startup_s']} s, RSS idle {info['rss_idle_mib']} MiB, "
+                   f"after load {info['rss_after_mib']} MiB")  # fmt: skip
+    if "footprint" in report:
+        typer.echo(f"footprint: {json.dumps(report['footprint'])}")
+    if output is not None:
+        output.write_text(json.dumps(report, indent=2))
