@@ -151,54 +151,67 @@ class PodiumMetrics:
         )
         self._queue_depth: Gauge | None = None
         self._health: _HealthCollector | None = None
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per series.
+
+        ``labels()`` validates and takes a lock on every call, and the request path records into the
+        same few series over and over.
+        """
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # ------------------------------------------------------------- recording
 
     def request_started(self, tenant: str) -> None:
         """A caller request began (pair with ``request_finished``)."""
-        self.in_flight.labels(tenant).inc()
+        self._child(self.in_flight, tenant).inc()
 
     def request_finished(
         self, tenant: str, kind: str, seconds: float, upstream_seconds: float, error: BaseException | None
     ) -> None:
         """A caller request ended after ``seconds``, of which ``upstream_seconds`` waiting on providers."""
-        self.in_flight.labels(tenant).dec()
-        self.requests.labels(tenant, kind, "error" if error is not None else "ok").inc()
+        self._child(self.in_flight, tenant).dec()
+        self._child(self.requests, tenant, kind, "error" if error is not None else "ok").inc()
         if error is not None:
-            self.request_errors.labels(tenant, type(error).__name__).inc()
-        self.request_duration.labels(tenant, kind).observe(seconds)
-        self.overhead.labels(tenant).observe(max(0.0, seconds - upstream_seconds))
+            self._child(self.request_errors, tenant, type(error).__name__).inc()
+        self._child(self.request_duration, tenant, kind).observe(seconds)
+        self._child(self.overhead, tenant).observe(max(0.0, seconds - upstream_seconds))
 
     def attempt(
         self, tenant: str, provider: str, model: str, seconds: float, error: BaseException | None
     ) -> None:
         """One upstream attempt ended."""
-        self.attempts.labels(tenant, provider, model, "error" if error is not None else "ok").inc()
+        self._child(self.attempts, tenant, provider, model, "error" if error is not None else "ok").inc()
         if error is not None:
-            self.upstream_errors.labels(tenant, provider, model, type(error).__name__).inc()
-        self.upstream_latency.labels(tenant, provider, model).observe(seconds)
+            self._child(self.upstream_errors, tenant, provider, model, type(error).__name__).inc()
+        self._child(self.upstream_latency, tenant, provider, model).observe(seconds)
 
     def circuit_skip(self, tenant: str, provider: str) -> None:
         """An attempt was not made because the provider's (or model's) circuit was open."""
-        self.circuit_skips.labels(tenant, provider).inc()
+        self._child(self.circuit_skips, tenant, provider).inc()
 
     def record_tokens(self, tenant: str, provider: str, model: str, usage: Usage) -> None:
         """Tokens one answer used."""
-        self.tokens.labels(tenant, provider, model, "prompt").inc(usage.prompt_tokens)
-        self.tokens.labels(tenant, provider, model, "completion").inc(usage.completion_tokens)
+        self._child(self.tokens, tenant, provider, model, "prompt").inc(usage.prompt_tokens)
+        self._child(self.tokens, tenant, provider, model, "completion").inc(usage.completion_tokens)
 
     def record_cost(self, tenant: str, provider: str, model: str, usd: float) -> None:
         """Spend of one answer in USD (costs layer)."""
         if usd > 0:
-            self.cost.labels(tenant, provider, model).inc(usd)
+            self._child(self.cost, tenant, provider, model).inc(usd)
 
     def record_rate_limited(self, tenant: str, scope: str) -> None:
         """A request refused by podium's own rate limit (``scope``: tenant, provider, key)."""
-        self.rate_limit_rejections.labels(tenant, scope).inc()
+        self._child(self.rate_limit_rejections, tenant, scope).inc()
 
     def record_budget_rejected(self, tenant: str) -> None:
         """A hard budget refused a request."""
-        self.budget_rejections.labels(tenant).inc()
+        self._child(self.budget_rejections, tenant).inc()
 
     # ---------------------------------------------------------- scrape-time
 

@@ -30,7 +30,8 @@ def span(name: str, attributes: dict[str, str | int | float | bool] | None = Non
         name: Span name, e.g. ``podium.request`` or ``podium.upstream``.
         attributes: Span attributes (``podium.tenant``, ``podium.provider``, ...).
     """
-    if _trace is None:
+    if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        # No SDK configured: the API's proxy would build a no-op span per call, for nothing.
         yield None
         return
     tracer = _trace.get_tracer("podium")
