@@ -10,6 +10,7 @@ read it when it is given.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,11 +31,17 @@ _MAX_WINDOW = {"h": 168, "d": 366}
 
 def _keys(tenant: str, at: datetime) -> dict[str, str]:
     at = at.astimezone(UTC)
+    return _hour_keys(tenant, at.year, at.month, at.day, at.hour)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_keys(tenant: str, year: int, month: int, day: int, hour: int) -> dict[str, str]:
+    # Every request settles into the same four keys for an hour: format them once (callers only read).
     return {
         "all": f"lg:{tenant}:all",
-        "m": f"lg:{tenant}:m:{at:%Y-%m}",
-        "d": f"lg:{tenant}:d:{at:%Y-%m-%d}",
-        "h": f"lg:{tenant}:h:{at:%Y-%m-%dT%H}",
+        "m": f"lg:{tenant}:m:{year:04d}-{month:02d}",
+        "d": f"lg:{tenant}:d:{year:04d}-{month:02d}-{day:02d}",
+        "h": f"lg:{tenant}:h:{year:04d}-{month:02d}-{day:02d}T{hour:02d}",
     }
 
 
