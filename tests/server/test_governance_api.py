@@ -296,3 +296,28 @@ async def test_openapi_documents_every_served_route_with_its_errors(api: tuple[s
             "properties"
         ]
     )
+
+
+async def test_v1_answers_carry_the_rate_limit_headers_streams_included(
+    api: tuple[str, SimulatedOpenAI],
+) -> None:
+    base, _ = api
+    made = await call(
+        "POST", f"{base}/api/ai/rate-limits", {"scope": "tenant", "limits": {"requestsPerMinute": 5}}
+    )
+    assert made.status == 200
+    v1 = {"model": "house-model", "messages": [{"role": "user", "content": "hi"}]}
+    anthropic = {"model": "house-model", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    seen = []
+    for url, body in (
+        ("/v1/chat/completions", v1),
+        ("/v1/chat/completions", {**v1, "stream": True}),
+        ("/v1/embeddings", {"model": "house-model", "input": "hi"}),
+        ("/v1/messages", anthropic),
+        ("/v1/messages", {**anthropic, "stream": True}),
+    ):
+        answer = await call("POST", f"{base}{url}", body)
+        assert answer.status == 200, (url, answer.body)
+        assert answer.headers["x-ratelimit-limit-requests"] == "5"
+        seen.append(answer.headers["x-ratelimit-remaining-requests"])
+    assert seen == ["4", "3", "2", "1", "0"]

@@ -49,9 +49,15 @@ async def create_message(request: Request) -> Response:
         mid = (first.id if first is not None and first.id else "") or new_id("msg")
         encoder = EventEncoder(mid, (first.model if first is not None else "") or model, with_thinking)
         provider = first.provider if first is not None else ""
-        return SSEResponse(_events(first, stream, encoder), headers={"x-podium-provider": provider})
+        return SSEResponse(
+            _events(first, stream, encoder),
+            headers={"x-podium-provider": provider, **calls.limit_headers(ctx)},
+        )
     resp = await calls.chat(request, req, ctx)
-    return JSONBytes(message(resp, model, with_thinking), headers={"x-podium-provider": resp.provider})
+    return JSONBytes(
+        message(resp, model, with_thinking),
+        headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)},
+    )
 
 
 async def _events(

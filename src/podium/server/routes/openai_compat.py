@@ -51,9 +51,15 @@ async def chat_completions(request: Request) -> Response:
         rid = (first.id if first is not None and first.id else "") or new_id()
         encoder = ChunkEncoder(rid, body.model or "", include_usage)
         provider = first.provider if first is not None else ""
-        return SSEResponse(_events(first, stream, encoder), headers={"x-podium-provider": provider})
+        return SSEResponse(
+            _events(first, stream, encoder),
+            headers={"x-podium-provider": provider, **calls.limit_headers(ctx)},
+        )
     resp = await calls.chat(request, req, ctx)
-    return JSONBytes(chat_completion(resp, body.model or ""), headers={"x-podium-provider": resp.provider})
+    return JSONBytes(
+        chat_completion(resp, body.model or ""),
+        headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)},
+    )
 
 
 async def _events(
@@ -96,7 +102,10 @@ async def completions(request: Request) -> Response:
     ctx = calls.context(request, who, tenant, body.user)
     resp = await state(request).orchestrator.complete_request(req, ctx)
     add_upstream_ms(request, resp.latency_ms)
-    return JSONBytes(text_completion(resp, body.model or ""), headers={"x-podium-provider": resp.provider})
+    return JSONBytes(
+        text_completion(resp, body.model or ""),
+        headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)},
+    )
 
 
 async def create_embeddings(request: Request) -> Response:
@@ -115,7 +124,8 @@ async def create_embeddings(request: Request) -> Response:
     resp = await state(request).orchestrator.embed_request(req, ctx)
     add_upstream_ms(request, resp.latency_ms)
     return JSONBytes(
-        embeddings(resp, body.model or "", body.encoding_format), headers={"x-podium-provider": resp.provider}
+        embeddings(resp, body.model or "", body.encoding_format),
+        headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)},
     )
 
 
