@@ -7,11 +7,11 @@ implement ``Backend``, so they stack like middleware and each can be tested alon
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from podium._ids import new_id
 from podium.types import (
     ChatChunk,
     ChatRequest,
@@ -37,7 +37,7 @@ class CallContext:
     """
 
     tenant: str = "default"
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_id)
     deadline: float | None = None
     user_id: str | None = None
     provider: str | None = None

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from podium._ids import new_id
 from podium.costs.alerts.base import BudgetAlert
 from podium.costs.alerts.dispatcher import Alerts
 from podium.costs.budgets import BudgetRef, Budgets
@@ -109,7 +109,7 @@ class Ticket:
     tokens: int
     plans: list[LimitPlan]
     budgets: list[tuple[BudgetRef, int]]
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_id)
     headers: dict[str, str] = field(default_factory=dict)
     permits: list[Permit] = field(default_factory=list)
     state: Literal["open", "settled", "cancelled"] = "open"

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from podium._ids import new_id
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -43,7 +44,7 @@ class RequestTiming:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or new_id()
         # [start time, upstream milliseconds]; routes add to the second item.
         timing = [time.perf_counter(), 0.0]
         scope["podium.timing"] = timing
@@ -63,7 +64,7 @@ class RequestTiming:
 
 def request_id(scope: Scope) -> str:
     """The id ``RequestTiming`` gave the request."""
-    rid: str = scope.get("podium.request_id") or uuid.uuid4().hex
+    rid: str = scope.get("podium.request_id") or new_id()
     return rid
 
 
