@@ -13,9 +13,9 @@ messages of the conversation and the answer.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -40,6 +40,7 @@ from podium.types import (
 )
 
 _TO_BUILTINS = msgspec.to_builtins
+_R = TypeVar("_R", CompletionResponse, EmbedResponse)
 
 
 class Recorded:
@@ -134,37 +135,29 @@ class Recorded:
 
     async def complete(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
         """Complete through ``inner`` and record the outcome."""
-        started, t0 = datetime.now(UTC), time.perf_counter()
-        try:
-            response = await self.inner.complete(request, ctx)
-        except PodiumError as exc:
-            self._record(ctx, "completion", request, started, t0, error=exc)
-            raise
-        self._record(
-            ctx,
-            "completion",
-            request,
-            started,
-            t0,
-            provider=response.provider,
-            model=response.model,
-            usage=response.usage,
-            cost=response.cost,
-            response_body={"text": response.text} if self.store_bodies else None,
-        )
-        return response
+        return await self._once("completion", request, ctx, self.inner.complete(request, ctx))
 
     async def embed(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
         """Embed through ``inner`` and record the outcome (vectors are never stored)."""
+        return await self._once("embedding", request, ctx, self.inner.embed(request, ctx))
+
+    async def _once(
+        self,
+        task_type: str,
+        request: CompletionRequest | EmbedRequest,
+        ctx: CallContext,
+        call: Awaitable[_R],
+    ) -> _R:
         started, t0 = datetime.now(UTC), time.perf_counter()
         try:
-            response = await self.inner.embed(request, ctx)
+            response = await call
         except PodiumError as exc:
-            self._record(ctx, "embedding", request, started, t0, error=exc)
+            self._record(ctx, task_type, request, started, t0, error=exc)
             raise
+        text = getattr(response, "text", None)
         self._record(
             ctx,
-            "embedding",
+            task_type,
             request,
             started,
             t0,
@@ -172,6 +165,7 @@ class Recorded:
             model=response.model,
             usage=response.usage,
             cost=response.cost,
+            response_body={"text": text} if self.store_bodies and text is not None else None,
         )
         return response
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from starlette.requests import Request
 
 from podium.auth.principal import Principal
 from podium.backend import CallContext
+from podium.errors import PodiumError
 from podium.limits.guard import Ticket
 from podium.limits.guarded import API_KEY_ID, TICKET
 from podium.server.deps import add_upstream_ms, state
+from podium.server.errors import describe, error_body
 from podium.server.http import request_id
 from podium.types import ChatChunk, ChatRequest, ChatResponse
 
@@ -77,3 +80,48 @@ async def aclose(stream: AsyncIterator[ChatChunk]) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
+
+
+class SseEncoder(Protocol):
+    """Turns canonical chunks into one API's server-sent events (OpenAI's, Anthropic's)."""
+
+    def encode(self, chunk: ChatChunk) -> list[bytes]:
+        """The events of one chunk."""
+        ...
+
+    def finish(self) -> bytes:
+        """The events that end the stream."""
+        ...
+
+    def error(self, body: bytes) -> bytes:
+        """An error event carrying ``body``."""
+        ...
+
+
+async def sse_events(
+    first: ChatChunk | None,
+    stream: AsyncIterator[ChatChunk],
+    encoder: SseEncoder,
+    *,
+    anthropic: bool,
+    opening: bytes = b"",
+) -> AsyncIterator[bytes]:
+    """A stream's SSE body: ``opening``, every chunk's events, then the end.
+
+    A failure after the head was sent becomes an error event (the status is already 200). The upstream
+    stream is always closed.
+    """
+    try:
+        if opening:
+            yield opening
+        if first is not None:
+            for event in encoder.encode(first):
+                yield event
+        async for chunk in stream:
+            for event in encoder.encode(chunk):
+                yield event
+        yield encoder.finish()
+    except PodiumError as exc:
+        yield encoder.error(error_body(describe(exc), anthropic=anthropic))
+    finally:
+        await aclose(stream)

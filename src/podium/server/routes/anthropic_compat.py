@@ -7,14 +7,13 @@ is encoded back in Anthropic's shapes. Errors use Anthropic's error body (see ``
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from podium.errors import PodiumError, RequestError
+from podium.errors import RequestError
 from podium.providers.base import new_id
 from podium.server import calls
 from podium.server.anthropic_wire import (
@@ -28,9 +27,8 @@ from podium.server.anthropic_wire import (
     tools,
 )
 from podium.server.deps import access, add_upstream_ms, decode_lenient, read_body, state
-from podium.server.errors import describe, error_body
 from podium.server.http import JSONBytes, SSEResponse
-from podium.types import ChatChunk, ChatRequest
+from podium.types import ChatRequest
 
 _MESSAGES = msgspec.json.Decoder(MessagesBody)
 _COUNT = msgspec.json.Decoder(CountTokensBody)
@@ -50,7 +48,7 @@ async def create_message(request: Request) -> Response:
         encoder = EventEncoder(mid, (first.model if first is not None else "") or model, with_thinking)
         provider = first.provider if first is not None else ""
         return SSEResponse(
-            _events(first, stream, encoder),
+            calls.sse_events(first, stream, encoder, anthropic=True, opening=encoder.start()),
             headers={"x-podium-provider": provider, **calls.limit_headers(ctx)},
         )
     resp = await calls.chat(request, req, ctx)
@@ -58,24 +56,6 @@ async def create_message(request: Request) -> Response:
         message(resp, model, with_thinking),
         headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)},
     )
-
-
-async def _events(
-    first: ChatChunk | None, stream: AsyncIterator[ChatChunk], encoder: EventEncoder
-) -> AsyncIterator[bytes]:
-    try:
-        yield encoder.start()
-        if first is not None:
-            for event in encoder.encode(first):
-                yield event
-        async for chunk in stream:
-            for event in encoder.encode(chunk):
-                yield event
-        yield encoder.finish()
-    except PodiumError as exc:
-        yield encoder.error(error_body(describe(exc), anthropic=True))
-    finally:
-        await calls.aclose(stream)
 
 
 async def count_tokens(request: Request) -> Response:

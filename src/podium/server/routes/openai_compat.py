@@ -6,7 +6,6 @@ types and encodes the answer with msgspec. No per-request model objects beyond t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -14,11 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from podium.errors import ModelNotFound, PodiumError, RequestError
+from podium.errors import ModelNotFound, RequestError
 from podium.providers.base import new_id
 from podium.server import calls
 from podium.server.deps import access, add_upstream_ms, decode_lenient, read_body, state
-from podium.server.errors import describe, error_body
 from podium.server.http import JSONBytes, SSEResponse
 from podium.server.openai_wire import (
     ChatCompletionBody,
@@ -30,7 +28,7 @@ from podium.server.openai_wire import (
     embeddings,
     text_completion,
 )
-from podium.types import ChatChunk, CompletionRequest, EmbedRequest
+from podium.types import CompletionRequest, EmbedRequest
 
 _CHAT = msgspec.json.Decoder(ChatCompletionBody)
 _COMPLETION = msgspec.json.Decoder(CompletionBody)
@@ -52,7 +50,7 @@ async def chat_completions(request: Request) -> Response:
         encoder = ChunkEncoder(rid, body.model or "", include_usage)
         provider = first.provider if first is not None else ""
         return SSEResponse(
-            _events(first, stream, encoder),
+            calls.sse_events(first, stream, encoder, anthropic=False),
             headers={"x-podium-provider": provider, **calls.limit_headers(ctx)},
         )
     resp = await calls.chat(request, req, ctx)
@@ -60,23 +58,6 @@ async def chat_completions(request: Request) -> Response:
         chat_completion(resp, body.model or ""),
         headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)},
     )
-
-
-async def _events(
-    first: ChatChunk | None, stream: AsyncIterator[ChatChunk], encoder: ChunkEncoder
-) -> AsyncIterator[bytes]:
-    try:
-        if first is not None:
-            for event in encoder.encode(first):
-                yield event
-        async for chunk in stream:
-            for event in encoder.encode(chunk):
-                yield event
-        yield encoder.finish()
-    except PodiumError as exc:
-        yield encoder.error(error_body(describe(exc), anthropic=False))
-    finally:
-        await calls.aclose(stream)
 
 
 async def completions(request: Request) -> Response:
