@@ -500,3 +500,28 @@ async def test_limits_and_budgets_survive_restarts_and_reach_other_replicas(
         assert (await again.get_budget_status("acme")).alert_webhook == "https://hooks.example.com/.."
     finally:
         await again.aclose()
+
+
+async def test_any_credential_header_is_stored_encrypted_and_masked(
+    tmp_path: Path, upstream: SimulatedOpenAI
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'podium.db'}"
+    orch = await start(tmp_path, db_url)
+    try:
+        info = await orch.create_provider(
+            type="openai",
+            name="gpt",
+            tenant="acme",
+            api_key=KEY,
+            base_url=upstream.base_url,
+            headers={"X-Client-Secret": KEY2, "X-Team": "blue"},
+        )
+        assert info.headers == {"X-Client-Secret": "****", "X-Team": "blue"}
+    finally:
+        await orch.aclose()
+    assert KEY2.encode() not in (tmp_path / "config" / "tenant-acme.json").read_bytes()
+    again = await start(tmp_path, db_url)
+    try:
+        assert again.provider("gpt", "acme").config.headers["X-Client-Secret"] == KEY2
+    finally:
+        await again.aclose()

@@ -2,7 +2,8 @@
 
 The configuration store and exports keep secrets apart (encrypted, or left out), so this is the one
 place that decides what a secret is: the API key, every ``SecretStr`` option, and the values of
-headers that carry credentials.
+headers that carry credentials (the config store's own rule, ``is_secret_key``, so that what is
+split off here is exactly what the store refuses to keep in plain settings).
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from podium.config.crypto import is_secret_key
 from podium.providers.base import Provider
-
-CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"}
-)
 
 
 def split_settings(provider: Provider) -> tuple[dict[str, Any], dict[str, str]]:
@@ -34,7 +32,7 @@ def split_settings(provider: Provider) -> tuple[dict[str, Any], dict[str, str]]:
     headers = dict(settings.pop("headers", {}) or {})
     plain_headers = {}
     for name, value in headers.items():
-        if name.lower() in CREDENTIAL_HEADERS:
+        if is_secret_key(name):
             secrets[f"header:{name}"] = value
         else:
             plain_headers[name] = value

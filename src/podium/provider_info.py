@@ -7,8 +7,7 @@ from typing import Any
 import msgspec
 from pydantic import SecretStr
 
-from podium._provider_records import CREDENTIAL_HEADERS
-from podium.config.crypto import mask_secret
+from podium.config.crypto import is_secret_key, mask_secret
 from podium.providers.base import Provider
 
 
@@ -57,7 +56,7 @@ def describe(provider: Provider) -> ProviderInfo:
         enabled=c.enabled,
         timeout=c.timeout,
         api_key=mask_secret(c.api_key.get_secret_value()) if c.api_key else None,
-        headers={k: ("****" if k.lower() in CREDENTIAL_HEADERS else v) for k, v in c.headers.items()},
+        headers={k: ("****" if is_secret_key(k) else v) for k, v in c.headers.items()},
         options=options,
     )
 
