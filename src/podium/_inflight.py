@@ -8,7 +8,7 @@ from podium.errors import ShuttingDown
 
 
 class InFlight:
-    """A gate requests pass through: counted while inside, refused once draining has begun."""
+    """A gate requests pass through (``with gate:``): counted while inside, refused once draining began."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -30,6 +30,12 @@ class InFlight:
         self.count -= 1
         if self.count == 0 and self._idle is not None:
             self._idle.set()
+
+    def __enter__(self) -> None:
+        self.enter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.leave()
 
     async def drain(self, timeout: float) -> bool:
         """Refuse new requests and wait up to ``timeout`` seconds for those under way.

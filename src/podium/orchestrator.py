@@ -347,11 +347,8 @@ class Orchestrator(ProvidersApi, GovernanceApi, DataApi):
 
     async def chat_request(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         """Answer a canonical request (the gateway server's entry point)."""
-        self._inflight.enter()
-        try:
+        with self._inflight:
             return await self.backend(ctx.tenant).chat(request, ctx)
-        finally:
-            self._inflight.leave()
 
     async def stream(
         self,
@@ -374,28 +371,19 @@ class Orchestrator(ProvidersApi, GovernanceApi, DataApi):
 
     async def stream_request(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
         """Stream a canonical request (the gateway server's entry point)."""
-        self._inflight.enter()
-        try:
+        with self._inflight:
             async for chunk in self.backend(ctx.tenant).stream(request, ctx):
                 yield chunk
-        finally:
-            self._inflight.leave()
 
     async def complete_request(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
         """Complete a canonical request (the gateway server's entry point)."""
-        self._inflight.enter()
-        try:
+        with self._inflight:
             return await self.backend(ctx.tenant).complete(request, ctx)
-        finally:
-            self._inflight.leave()
 
     async def embed_request(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
         """Embed a canonical request (the gateway server's entry point)."""
-        self._inflight.enter()
-        try:
+        with self._inflight:
             return await self.backend(ctx.tenant).embed(request, ctx)
-        finally:
-            self._inflight.leave()
 
     async def complete(
         self,
