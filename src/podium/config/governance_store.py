@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.config.crypto import Cipher, is_encrypted
-from podium.config.store import _load_json, _signature, _write_atomic
+from podium.config.store import load_json, stat_signature, write_atomic
 from podium.errors import ConfigError
 
 FILE = "governance.json"
@@ -46,7 +46,7 @@ class GovernanceStore:
             st = self.path.stat()
         except FileNotFoundError:
             return self._seen is not None
-        if self._seen is not None and self._seen[0] == _signature(st):
+        if self._seen is not None and self._seen[0] == stat_signature(st):
             return False
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
         return self._seen is None or digest != self._seen[1]
@@ -64,7 +64,7 @@ class GovernanceStore:
         except FileNotFoundError:
             self._seen = None
             return {"limits": [], "budgets": []}
-        doc = _load_json(raw, FILE)
+        doc = load_json(raw, FILE)
         limits, budgets = doc.get("limits", []), doc.get("budgets", [])
         if not isinstance(limits, list) or not isinstance(budgets, list):
             raise ConfigError(f"{self.path}: 'limits' and 'budgets' must be lists")
@@ -76,7 +76,7 @@ class GovernanceStore:
                 value = budget.get(key)
                 if isinstance(value, str) and is_encrypted(value):
                     budget[key] = self._cipher.decrypt(value, what=f"{FILE} budgets[].budget.{key}")
-        self._seen = (_signature(st), hashlib.sha256(raw).hexdigest())
+        self._seen = (stat_signature(st), hashlib.sha256(raw).hexdigest())
         return {"limits": limits, "budgets": budgets}
 
     def save(self, limits: list[dict[str, Any]], budgets: list[dict[str, Any]]) -> None:
@@ -90,5 +90,5 @@ class GovernanceStore:
             sealed.append({**entry, "budget": budget})
         data = json.dumps({"limits": limits, "budgets": sealed}, indent=2, sort_keys=True).encode()
         os.makedirs(self.path.parent, exist_ok=True)
-        st = _write_atomic(self.path, data)
-        self._seen = (_signature(st), hashlib.sha256(data).hexdigest())
+        st = write_atomic(self.path, data)
+        self._seen = (stat_signature(st), hashlib.sha256(data).hexdigest())

@@ -147,15 +147,20 @@ class _Seen:
     @classmethod
     def of(cls, st: os.stat_result, data: bytes) -> _Seen:
         return cls(
-            _signature(st), hashlib.sha256(data).hexdigest(), time.time() - st.st_mtime > _RACY_SECONDS
+            stat_signature(st), hashlib.sha256(data).hexdigest(), time.time() - st.st_mtime > _RACY_SECONDS
         )
 
 
-def _signature(st: os.stat_result) -> tuple[int, int, int]:
+def stat_signature(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a file is rewritten or edited: modification time, size, inode."""
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _write_atomic(path: Path, data: bytes) -> os.stat_result:
+def write_atomic(path: Path, data: bytes) -> os.stat_result:
+    """Replace ``path`` with ``data`` (mode 0600), returning the new file's stat.
+
+    Readers see the old file or the new one, never half of it.
+    """
     tmp = path.with_name(f".{path.name}.{_random.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -179,7 +184,8 @@ def _write_atomic(path: Path, data: bytes) -> os.stat_result:
     return st
 
 
-def _load_json(raw: bytes, filename: str) -> dict[str, Any]:
+def load_json(raw: bytes, filename: str) -> dict[str, Any]:
+    """A configuration file's JSON object; ``ConfigError`` naming the file when it is not one."""
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -278,14 +284,14 @@ class ConfigStore:
     def load_defaults(self) -> dict[str, Any]:
         """The content of ``defaults.json`` (an empty dict when there is none)."""
         path = self.directory / self.DEFAULTS
-        return _load_json(path.read_bytes(), path.name) if path.exists() else {}
+        return load_json(path.read_bytes(), path.name) if path.exists() else {}
 
     def load_templates(self) -> dict[str, dict[str, Any]]:
         """Templates saved in ``templates.json`` by name."""
         path = self.directory / self.TEMPLATES
         if not path.exists():
             return {}
-        templates = _load_json(path.read_bytes(), path.name).get("templates", {})
+        templates = load_json(path.read_bytes(), path.name).get("templates", {})
         if not isinstance(templates, dict) or not all(isinstance(t, dict) for t in templates.values()):
             raise ConfigError(f"{path.name}: 'templates' must map template names to objects")
         return templates
@@ -296,7 +302,7 @@ class ConfigStore:
         """Replace the content of ``templates.json``."""
         data = json.dumps({"version": _VERSION, "templates": templates}, indent=2).encode() + b"\n"
         with self._locked():
-            _write_atomic(self.directory / self.TEMPLATES, data)
+            write_atomic(self.directory / self.TEMPLATES, data)
 
     def put(self, record: ProviderRecord) -> list[ConfigEvent]:
         """Create or replace a provider; its secrets are encrypted before they reach the disk.
@@ -380,7 +386,7 @@ class ConfigStore:
     def _poll_file(self, tenant: str, path: Path, source: ConfigSource) -> list[ConfigEvent]:
         st = path.stat()
         seen = self._seen.get(path.name)
-        if seen and seen.trusted and seen.signature == _signature(st):
+        if seen and seen.trusted and seen.signature == stat_signature(st):
             return []
         raw = path.read_bytes()
         digest = hashlib.sha256(raw).hexdigest()
@@ -442,7 +448,7 @@ class ConfigStore:
             return {"version": _VERSION, "providers": {}}, events
         seen = self._seen.get(path.name)
         if seen and seen.digest == hashlib.sha256(raw).hexdigest():
-            return _load_json(raw, path.name), []
+            return load_json(raw, path.name), []
         doc, records, plaintext = self._decode(raw, tenant, path.name)
         if plaintext:
             logger.warning("encrypting %d secret(s) that were stored in clear in %s", plaintext, path)
@@ -459,7 +465,7 @@ class ConfigStore:
                 if not is_encrypted(value):
                     secrets[key] = self.cipher.encrypt(value)
         data = json.dumps(doc, indent=2, ensure_ascii=False).encode() + b"\n"
-        self._seen[path.name] = _Seen.of(_write_atomic(path, data), data)
+        self._seen[path.name] = _Seen.of(write_atomic(path, data), data)
 
     def _seal(self, path: Path, doc: dict[str, Any], count: int) -> None:
         self._write(path, doc)
@@ -469,7 +475,7 @@ class ConfigStore:
         self, raw: bytes, tenant: str, filename: str
     ) -> tuple[dict[str, Any], dict[str, ProviderRecord], int]:
         """Parse a tenant file; returns its document, its records and how many secrets were in clear."""
-        doc = _load_json(raw, filename)
+        doc = load_json(raw, filename)
         providers = doc.get("providers", {})
         if not isinstance(providers, dict):
             raise ConfigError(f"{filename}: 'providers' must be an object of provider name -> provider")
