@@ -14,12 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from podium.state.base import NANOS_PER_USD, to_usd
+
+if TYPE_CHECKING:
+    from genai_prices.types import ModelInfo
 from podium.types import Usage
 
 logger = logging.getLogger(__name__)
@@ -94,7 +97,7 @@ class Pricing:
         self._local_types = frozenset(local_types)
         self._providers: dict[tuple[str | None, str], _ProviderPrices] = {}
         self._genai_ids_cache: frozenset[str] | None = None
-        self._models: dict[tuple[str, str | None], object] = {}
+        self._models: dict[tuple[str, str | None], ModelInfo | None] = {}
         self._unknown_logged: set[tuple[str | None, str]] = set()
 
     def set_provider(
@@ -181,15 +184,15 @@ class Pricing:
         return self._genai_ids_cache
 
     def _genai(self, usage: Usage, model: str, kind: str | None) -> int | None:
-        # genai-prices (and its price table) load on the first price asked for: processes that only
-        # serve local or custom-priced models never pay for them.
-        import genai_prices
-        from genai_prices.data_snapshot import get_snapshot
-
         hint = kind if kind in self._genai_ids else None
         key = (model, hint)
-        info = self._models.get(key, _MISSING)
-        if info is _MISSING:
+        if key in self._models:
+            info = self._models[key]
+        else:
+            # genai-prices (and its price table) load on the first price asked for: processes that
+            # only serve local or custom-priced models never pay for them.
+            from genai_prices.data_snapshot import get_snapshot
+
             try:
                 info = get_snapshot().find_provider_model(model, None, hint, None)[1]
             except LookupError:
@@ -197,13 +200,12 @@ class Pricing:
             self._models[key] = info
         if info is None:
             return None
-        assert isinstance(info, genai_prices.types.ModelInfo)
         # The package's own calculation is general (every unit, tiers, audio, images) and costs about
         # 70 us a call; text-only usage at flat rates is three multiplications of the same prices.
         rates = info.get_prices(datetime.now(tz=UTC))
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         p_in, p_out = _flat(rates.input_mtok), _flat(rates.output_mtok)
-        p_cached = _flat(rates.cache_read_mtok) if rates.cache_read_mtok is not None else None
+        p_cached = rates.cache_read_mtok if isinstance(rates.cache_read_mtok, Decimal) else None
         if p_in is not None and p_out is not None and (cached == 0 or p_cached is not None):
             total = (
                 Decimal(usage.prompt_tokens - cached) * p_in
@@ -211,6 +213,8 @@ class Pricing:
                 + Decimal(usage.completion_tokens) * p_out
             ) * _PER_MILLION
             return int(total.to_integral_value(ROUND_HALF_EVEN))
+        import genai_prices
+
         genai_usage = genai_prices.Usage(
             input_tokens=usage.prompt_tokens,
             output_tokens=usage.completion_tokens,
@@ -220,7 +224,6 @@ class Pricing:
         return int((price.total_price * NANOS_PER_USD).to_integral_value(ROUND_HALF_EVEN))
 
 
-_MISSING = object()
 _ZERO = Decimal(0)
 
 
