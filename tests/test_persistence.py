@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from podium import ConfigError, Conflict, NotFound, Orchestrator, RequestError
+from podium import ConfigError, Conflict, NotFound, Orchestrator, ProviderInfo, RequestError
 from podium.data_transfer import MissingSecrets
 from podium.events import ConfigEvent
 from podium.storage import Database, RequestLog
@@ -44,6 +44,13 @@ async def other_upstream() -> AsyncIterator[SimulatedOpenAI]:
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     async with database_url(request.param, tmp_path) as url:
         yield url
+
+
+async def create_gpt(orch: Orchestrator, upstream: SimulatedOpenAI, **settings: Any) -> ProviderInfo:
+    """Tenant acme's OpenAI provider "gpt" on ``upstream``, keyed with ``KEY``."""
+    return await orch.create_provider(
+        type="openai", name="gpt", tenant="acme", api_key=KEY, base_url=upstream.base_url, **settings
+    )
 
 
 def files_under(root: Path) -> list[Path]:
@@ -111,15 +118,7 @@ async def test_runtime_providers_persist_encrypted_and_survive_a_restart(
     caplog.set_level(logging.DEBUG)
     orch = await start(tmp_path, db_url)
     try:
-        await orch.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
-            default_model="gpt-4o-mini",
-            headers={"x-team": "blue"},
-        )
+        await create_gpt(orch, upstream, default_model="gpt-4o-mini", headers={"x-team": "blue"})
         await orch.update_provider("gpt", "acme", api_key=KEY2, priority=3)
         assert (await orch.chat("one", tenant="acme")).content == "[oa] you said: one"
         exported = await orch.export_data(include_secrets=False)
@@ -150,9 +149,7 @@ async def test_wrong_key_is_a_clear_error_and_destroys_nothing(
 ) -> None:
     orch = await start(tmp_path, db_url)
     try:
-        await orch.create_provider(
-            type="openai", name="gpt", tenant="acme", api_key=KEY, base_url=upstream.base_url
-        )
+        await create_gpt(orch, upstream)
     finally:
         await orch.aclose()
     files = {p: p.read_bytes() for p in (tmp_path / "config").iterdir()}
@@ -173,14 +170,7 @@ async def test_editing_a_tenant_file_fires_config_updated_and_takes_effect(
 ) -> None:
     orch = await start(tmp_path, db_url)
     try:
-        await orch.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
-            default_model="gpt-4o-mini",
-        )
+        await create_gpt(orch, upstream, default_model="gpt-4o-mini")
         seen: list[ConfigEvent] = []
         updated = asyncio.Event()
 
@@ -210,12 +200,9 @@ async def test_requests_are_logged_and_audited_off_the_request_path(
 ) -> None:
     orch = await start(tmp_path, db_url)
     try:
-        await orch.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
+        await create_gpt(
+            orch,
+            upstream,
             default_model="gpt-4o-mini",
             models=["gpt-4o-mini", "text-embedding-3-small"],
         )
@@ -260,14 +247,7 @@ async def test_history_is_kept_per_user_and_deletable(
 ) -> None:
     orch = await start(tmp_path, db_url)
     try:
-        await orch.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
-            default_model="gpt-4o-mini",
-        )
+        await create_gpt(orch, upstream, default_model="gpt-4o-mini")
         await orch.chat("first", tenant="acme", user="alice", conversation_id="c1")
         await orch.chat(
             [
@@ -305,16 +285,7 @@ async def test_export_import_round_trip_reproduces_the_instance(
 ) -> None:
     src = await start(tmp_path / "a", db_url)
     try:
-        await src.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
-            default_model="gpt-4o-mini",
-            priority=2,
-            headers={"x-team": "blue"},
-        )
+        await create_gpt(src, upstream, default_model="gpt-4o-mini", priority=2, headers={"x-team": "blue"})
         src.config_manager.register_template(
             "team-proxy", {"type": "openai", "baseUrl": "{{URL}}", "apiKey": "{{API_KEY}}"}
         )
@@ -443,14 +414,7 @@ async def test_a_replica_sharing_redis_picks_up_changes_without_restart(
             heard.set()
 
         b.config_manager.register_hook("config.created", hook)
-        await a.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
-            default_model="gpt-4o-mini",
-        )
+        await create_gpt(a, upstream, default_model="gpt-4o-mini")
         await asyncio.wait_for(heard.wait(), timeout=10)
         assert [(e.provider, e.source) for e in seen] == [("gpt", "replica")]
         r = await b.chat("via the other replica", tenant="acme")
@@ -467,14 +431,7 @@ async def test_limits_and_budgets_survive_restarts_and_reach_other_replicas(
     a = await start(tmp_path, db_url)
     b = await start(tmp_path, db_url)
     try:
-        await a.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
-            default_model="gpt-4o-mini",
-        )
+        await create_gpt(a, upstream, default_model="gpt-4o-mini")
         a.set_rate_limit("acme", {"requestsPerMinute": 2}, "tenant")
         a.set_budget("acme", daily=1.0, alert_webhook=HOOK)
         # b polls the shared directory every 0.1 s.
@@ -508,14 +465,7 @@ async def test_any_credential_header_is_stored_encrypted_and_masked(
     db_url = f"sqlite:///{tmp_path / 'podium.db'}"
     orch = await start(tmp_path, db_url)
     try:
-        info = await orch.create_provider(
-            type="openai",
-            name="gpt",
-            tenant="acme",
-            api_key=KEY,
-            base_url=upstream.base_url,
-            headers={"X-Client-Secret": KEY2, "X-Team": "blue"},
-        )
+        info = await create_gpt(orch, upstream, headers={"X-Client-Secret": KEY2, "X-Team": "blue"})
         assert info.headers == {"X-Client-Secret": "****", "X-Team": "blue"}
     finally:
         await orch.aclose()
