@@ -23,6 +23,7 @@ from podium.orchestrator import Orchestrator
 from podium.server.config import DEFAULT_MAX_BODY_BYTES
 from podium.server.deps import ServerState
 from podium.server.errors import http_error_handler, podium_error_handler, unexpected_error_handler
+from podium.server.hot import Endpoint, HotRoutes
 from podium.server.http import RequestTiming
 from podium.server.routes import (
     anthropic_compat,
@@ -42,10 +43,23 @@ from podium.server.routes import (
 log = logging.getLogger("podium.server")
 
 
+# The generation endpoints, served by ``HotRoutes`` without Starlette's router (see server/hot.py).
+# They stay in the route table too, so /docs and the OpenAPI document list them.
+_HOT: dict[str, Endpoint] = {
+    "/v1/chat/completions": openai_compat.chat_completions,
+    "/v1/completions": openai_compat.completions,
+    "/v1/embeddings": openai_compat.create_embeddings,
+    "/v1/messages": anthropic_compat.create_message,
+    "/api/ai/chat/completions": generation.chat,
+    "/api/ai/completions": generation.complete,
+    "/api/ai/embeddings": generation.embed,
+}
+
+
 class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
-        # Outside Starlette's own error middleware, so even a 500 carries the request id.
-        return RequestTiming(super().build_middleware_stack())
+        # RequestTiming is outside Starlette's own error middleware, so even a 500 carries the request id.
+        return RequestTiming(HotRoutes(self, super().build_middleware_stack(), _HOT))
 
 
 def create_app(

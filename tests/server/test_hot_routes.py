@@ -1,0 +1,95 @@
+"""The generation endpoints' direct dispatch keeps the behaviour Starlette's stack gave them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from podium.backend import CallContext
+from podium.orchestrator import Orchestrator
+from podium.server import create_app
+from podium.testing import SimulatedOpenAI
+from podium.types import ChatRequest, ChatResponse
+from tests.server.live import authenticator, serve, token
+
+AUTH = {"authorization": f"Bearer {token('user', 'acme')}"}
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[tuple[str, Orchestrator]]:
+    async with SimulatedOpenAI("up") as up:
+        orch = Orchestrator()
+        await orch.create_provider(
+            type="openai",
+            name="gpt",
+            base_url=up.base_url,
+            api_key="sk-test",
+            tenant="acme",
+            models=["gpt-4o-mini"],
+        )
+        try:
+            async with serve(create_app(orch, authenticator=authenticator())) as base:
+                yield base, orch
+        finally:
+            await orch.aclose()
+
+
+async def call(method: str, url: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    async with aiohttp.ClientSession() as s, s.request(method, url, json=body, headers=AUTH) as r:
+        data = await r.json(content_type=None) if r.content_type == "application/json" else await r.read()
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, data
+
+
+async def test_chat_is_served_with_request_id_and_overhead(gateway: tuple[str, Orchestrator]) -> None:
+    base, _ = gateway
+    status, headers, body = await call("POST", f"{base}/v1/chat/completions", CHAT)
+    assert status == 200, body
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["content"]
+    assert headers["x-podium-provider"] == "gpt"
+    assert headers["x-request-id"] and float(headers["x-podium-overhead-ms"]) >= 0
+
+
+async def test_a_bug_is_a_500_in_each_api_shape_and_logged(
+    gateway: tuple[str, Orchestrator], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    base, orch = gateway
+
+    async def broken(request: ChatRequest, ctx: CallContext) -> ChatResponse:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(orch, "chat_request", broken)
+    with caplog.at_level(logging.ERROR, logger="podium.server"):
+        status, headers, body = await call("POST", f"{base}/v1/chat/completions", CHAT)
+        assert status == 500 and body["error"]["code"] == "internal_error"
+        assert "a bug" not in body["error"]["message"] and headers["x-request-id"]
+        anthropic = {
+            "model": "gpt-4o-mini",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        status, _, body = await call("POST", f"{base}/v1/messages", anthropic)
+        assert status == 500 and body["type"] == "error" and body["error"]["type"] == "api_error"
+    assert any("a bug" in (r.exc_text or "") for r in caplog.records)
+
+
+async def test_podium_errors_keep_their_status(gateway: tuple[str, Orchestrator]) -> None:
+    base, _ = gateway
+    status, _, body = await call("POST", f"{base}/v1/chat/completions", {"model": "nope", "messages": []})
+    assert status in (400, 404) and body["error"]["message"]
+    async with aiohttp.ClientSession() as s, s.post(f"{base}/v1/chat/completions", json=CHAT) as r:
+        assert r.status == 401 and (await r.json())["error"]["type"] == "authentication_error"
+
+
+async def test_other_methods_and_paths_still_go_through_the_router(gateway: tuple[str, Orchestrator]) -> None:
+    base, _ = gateway
+    status, _, body = await call("GET", f"{base}/v1/chat/completions")
+    assert status == 405 and "no endpoint GET /v1/chat/completions" in body["error"]["message"]
+    status, _, body = await call("POST", f"{base}/v1/chat/completion", CHAT)
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, _, body = await call("GET", f"{base}/v1/models")
+    assert status == 200 and [m["id"] for m in body["data"]] == ["gpt-4o-mini"]
