@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -67,6 +68,31 @@ async def test_every_submitted_record_is_stored_in_batches(db: Database) -> None
     assert (stats.written, stats.queued, stats.dropped, stats.rejected) == (1050, 0, 0, 0)
     assert sum(inserts) == 1050
     assert max(inserts) == 100 and len(inserts) == math.ceil(1050 / 100)
+
+
+async def test_after_a_full_batch_a_steady_trickle_waits_for_the_interval(db: Database) -> None:
+    # Under steady load the queue is never empty: after a full batch, records arriving one by one must
+    # still be written in one transaction per interval, not in a stream of small ones.
+    inserts: list[int] = []
+
+    def count_inserts(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
+    ) -> None:
+        if statement.startswith("INSERT INTO request_log"):
+            inserts.append(len(params) if executemany else 1)
+            time.sleep(0.02)  # a slow disk: records keep arriving while a batch is written
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count_inserts)
+    writer = RecordWriter(db, batch_size=50, flush_interval=3600)
+    for n in range(50):  # a full batch wakes the writer at once
+        writer.submit(_req(n))
+    await _eventually(lambda: inserts == [50], "the full batch")
+    for n in range(50, 90):  # then a trickle, each record while the writer could write
+        writer.submit(_req(n))
+        await asyncio.sleep(0.005)
+    assert inserts == [50]
+    await writer.aclose()
+    assert inserts == [50, 40] and await _count(db) == 90
 
 
 async def test_aclose_drains_whatever_is_queued(db: Database) -> None:

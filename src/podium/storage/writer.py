@@ -266,6 +266,9 @@ class RecordWriter:
                     await asyncio.wait_for(self._wake.wait(), self._flush_interval)
             self._report_drops()
             while self._queue:
+                # Consume the signal that started this write: only one raised during it (another full
+                # batch, a flush, shutdown) may chain the next write without waiting for the interval.
+                self._wake.clear()
                 ok = await self._write_next_batch()
                 async with self._progress:
                     self._progress.notify_all()
