@@ -98,4 +98,3 @@ class DataApi:
             Conflict: something in the document already exists; nothing is imported.
         """
         return await data_transfer.import_data(cast("Orchestrator", self), data, secrets=secrets)
-

@@ -44,9 +44,7 @@ class ProvidersApi:
     stats: StatsRecorder
     health: HealthRegistry
 
-    async def _checked_build(
-        self, type_: str, name: str, tenant: str, values: Mapping[str, Any]
-    ) -> Provider:
+    async def _checked_build(self, type_: str, name: str, tenant: str, values: Mapping[str, Any]) -> Provider:
         """Build a provider after the validators (built-in and registered) passed; every problem listed."""
         config = {**normalise(values), "name": name, "tenant": tenant, "type": type_}
         errors = await self.validators.validate(type_, config)
@@ -265,7 +263,6 @@ class ProvidersApi:
             for m in dict.fromkeys([*(x for x in [p.config.default_model] if x), *p.config.models]):
                 out.append(ModelInfo(id=m, provider=p.name, type=p.config.type))
         return out
-
 
 
 def _price_errors(config: Mapping[str, Any]) -> list[str]:

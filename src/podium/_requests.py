@@ -84,7 +84,6 @@ def build_chat_request(
     )
 
 
-
 def chat_request_from(messages: str | Iterable[MessageLike], params: dict[str, Any]) -> ChatRequest:
     """A ``ChatRequest`` from ``chat()``'s keyword arguments; unknown ones go to ``extra`` (camelCase ok)."""
     params = {(to_snake(k) if to_snake(k) in _CHAT_PARAMS else k): v for k, v in params.items()}

@@ -247,6 +247,5 @@ def validate_new_key(tenant: str, role: str, expires_at: datetime | None) -> Non
             raise RequestError("expires_at must be in the future", param="expires_at")
 
 
-
 def _when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -23,6 +23,7 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from podium.errors import ConfigError
+from podium.storage import jsontext
 from podium.storage.db import Database
 from podium.storage.records import AuditRecord, RequestRecord
 from podium.storage.tables import GENESIS_HASH, audit_chain_head, audit_events
@@ -85,28 +86,42 @@ def canonical_json(value: Any) -> str:
         TypeError: ``value`` holds something JSON cannot represent.
         ValueError: ``value`` holds NaN or infinity.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return jsontext.canonical(value)
 
 
-def event_hash(prev_hash: str, fields: Mapping[Any, Any]) -> str:
+def event_hash(prev_hash: str, fields: Mapping[Any, Any], details_json: str | None = None) -> str:
     """Hash one event's fields chained to ``prev_hash``.
 
-    The fields are ``seq``, ``ts``, ``actor``, ``action``, ``tenant``, ``target`` and ``details``.
+    The hashed text is the canonical JSON of the fields ``seq``, ``ts``, ``actor``, ``action``,
+    ``tenant``, ``target`` and ``details``.
+
+    Args:
+        prev_hash: The previous event's hash.
+        fields: The event's fields.
+        details_json: ``canonical_json(fields["details"])`` when the caller has it already (the writer
+            does): the text is then assembled around it instead of encoding the details again.
     """
-    ts = fields["ts"]
-    body = {
-        "seq": fields["seq"],
-        "ts": ts.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": fields["actor"],
-        "action": fields["action"],
-        "tenant": fields["tenant"],
-        "target": fields["target"],
-        "details": fields["details"],
-    }
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
+    if details_json is None:
+        details_json = canonical_json(fields["details"])
+    ts = fields["ts"].astimezone(UTC).isoformat(timespec="microseconds")
+    # The object canonical_json would write, keys in sorted order, with the details spliced in.
+    text = (
+        f'{{"action":{_scalar(fields["action"])},"actor":{_scalar(fields["actor"])},'
+        f'"details":{details_json},"seq":{_scalar(fields["seq"])},"target":{_scalar(fields["target"])},'
+        f'"tenant":{_scalar(fields["tenant"])},"ts":{jsontext.string(ts)}}}'
+    )
+    return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
 
 
-def prepare(record: AuditRecord) -> dict[str, Any]:
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return jsontext.string(value)
+    return str(value) if type(value) is int else canonical_json(value)
+
+
+def prepare(record: AuditRecord) -> PreparedRow:
     """Turn a record into a row without its chain fields, with ``details`` in its stored JSON form.
 
     Round-tripping ``details`` through canonical JSON here makes the hashed value equal to the value
@@ -117,14 +132,27 @@ def prepare(record: AuditRecord) -> dict[str, Any]:
         ValueError: ``details`` holds NaN or infinity.
     """
     ts = record.ts if record.ts.tzinfo is not None else record.ts.replace(tzinfo=UTC)
-    return {
-        "ts": ts.astimezone(UTC),
-        "actor": record.actor,
-        "action": record.action,
-        "tenant": record.tenant,
-        "target": record.target,
-        "details": json.loads(canonical_json(record.details)),
-    }
+    text = canonical_json(record.details)
+    row = PreparedRow(
+        ts=ts.astimezone(UTC),
+        actor=record.actor,
+        action=record.action,
+        tenant=record.tenant,
+        target=record.target,
+        details=json.loads(text),
+    )
+    row.details_json = text
+    return row
+
+
+class PreparedRow(dict[str, Any]):
+    """A row from :func:`prepare`; it also carries its details' canonical JSON.
+
+    :func:`append` hashes and stores that text as it is, rather than encoding the details twice more.
+    A copy (``{**row}``) is a plain row, which works as well.
+    """
+
+    details_json: str | None = None
 
 
 async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,12 +178,15 @@ async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[
         )
     seq, prev = int(head.seq), str(head.hash)
     stored: list[dict[str, Any]] = []
+    params: list[dict[str, Any]] = []
     for row in rows:
         seq += 1
         chained = {**row, "seq": seq, "prev_hash": prev}
-        chained["hash"] = prev = event_hash(prev, chained)
+        text = getattr(row, "details_json", None)
+        chained["hash"] = prev = event_hash(prev, chained, text)
         stored.append(chained)
-    await conn.execute(insert(audit_events), stored)
+        params.append(chained if text is None else {**chained, "details": jsontext.Encoded(text)})
+    await conn.execute(insert(audit_events), params)
     await conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1).values(seq=seq, hash=prev))
     return stored
 

@@ -13,8 +13,6 @@ waits instead of failing at once) and foreign keys on (deleting a conversation d
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from podium.errors import ConfigError
+from podium.storage import jsontext
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -36,7 +35,6 @@ _ASYNC_DRIVERS = {
 }
 _BEGIN_OPTION = "podium_sqlite_begin"
 # PostgreSQL refuses NaN in JSON; refusing it everywhere makes a record fail the same way on SQLite.
-_strict_json = functools.partial(json.dumps, allow_nan=False)
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -93,7 +91,7 @@ class Database:
     ) -> None:
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _strict_json}
+        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": jsontext.strict}
         if self.is_sqlite:
             _create_parent_dir(self.url)
         else:
