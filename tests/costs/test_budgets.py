@@ -63,3 +63,22 @@ async def test_status_hides_webhook_credentials() -> None:
     status = await gov.get_budget_status("acme")
     assert status.alert_webhook == "https://hooks.example/.."
     assert status.periods[0].limit == 5
+
+
+async def test_a_changed_budget_and_a_new_day_apply_to_the_next_request(store: StateStore) -> None:
+    now = [datetime(2025, 3, 10, 23, 59, 59, tzinfo=UTC)]
+    gov = Governance(store)
+    gov.budgets._clock = lambda: now[0]
+    est = RequestEstimate(10, 10, max_cost=0.6)
+    gov.set_budget("acme", daily=1.0, enforce_hard_limit=True)
+    await gov.guard.admit("acme", None, None, est)
+    with pytest.raises(BudgetExceeded):
+        await gov.guard.admit("acme", None, None, est)
+    gov.set_budget("acme", daily=2.0, enforce_hard_limit=True)  # raised: the same request now fits
+    ticket = await gov.guard.admit("acme", None, None, est)
+    assert [ref.limit for ref, _ in ticket.budgets] == [2_000_000_000]
+    now[0] = datetime(2025, 3, 11, 0, 0, 1, tzinfo=UTC)  # a new day: a new period with nothing reserved
+    ticket = await gov.guard.admit("acme", None, None, RequestEstimate(10, 10, max_cost=1.9))
+    assert [ref.period.id for ref, _ in ticket.budgets] == ["2025-03-11"]
+    gov.budgets.remove("acme")
+    assert (await gov.guard.admit("acme", None, None, est)).budgets == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -143,6 +143,12 @@ class BudgetRef:
     period: Period
     key: str
     limit: int
+    # (flag key, nano-dollar level) of each alert threshold: the same for every settlement of the period.
+    levels: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        levels = tuple((self.flag(t), math.ceil(t * self.limit)) for t in self.budget.thresholds)
+        object.__setattr__(self, "levels", levels)
 
     def ttl(self, now: datetime) -> float:
         """Seconds to keep the period's record: until a little after the period ends."""
@@ -161,8 +167,8 @@ class BudgetRef:
 
     def settle(self, release: int, charge: int, now: datetime) -> BudgetSettle:
         """The op releasing ``release`` and charging ``charge`` nano-dollars, flagging crossed thresholds."""
-        thresholds = tuple((self.flag(t), math.ceil(t * self.limit)) for t in self.budget.thresholds)
-        return BudgetSettle(self.key, release, charge, self.ttl(now), thresholds, self.ttl(now))
+        ttl = self.ttl(now)
+        return BudgetSettle(self.key, release, charge, ttl, self.levels, ttl)
 
 
 class PeriodStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,6 +208,9 @@ def _safe_url(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}/.."
 
 
+_MAX_CACHED_REFS = 10_000
+
+
 class Budgets:
     """Budget configurations, and the reservations and settlements they imply.
 
@@ -214,6 +223,9 @@ class Budgets:
         self.store = store
         self._clock = clock or (lambda: datetime.now(UTC))
         self._configs: dict[tuple[str, str | None], Budget] = {}
+        # refs() per (tenant, key): reused until a period ends or a budget changes, since building them
+        # (time zones, period bounds, keys) on every request showed in profiles.
+        self._refs: dict[tuple[str, str | None], tuple[datetime, datetime, list[BudgetRef]]] = {}
 
     def now(self) -> datetime:
         """The current time as the budgets see it."""
@@ -249,6 +261,7 @@ class Budgets:
         except ValidationError as exc:
             raise RequestError(f"invalid budget for tenant {tenant!r}: {exc}", param="budget") from exc
         self._configs[(tenant, key_id)] = config
+        self._refs.clear()
         return config
 
     def get(self, tenant: str, key_id: str | None = None) -> Budget | None:
@@ -261,6 +274,7 @@ class Budgets:
         Raises:
             NotFound: there is no such budget.
         """
+        self._refs.clear()
         if self._configs.pop((tenant, key_id), None) is None:
             raise NotFound(f"no budget set for tenant {tenant!r}" + (f" key {key_id!r}" if key_id else ""))
 
@@ -270,6 +284,23 @@ class Budgets:
 
     def refs(self, tenant: str, key_id: str | None, now: datetime) -> list[BudgetRef]:
         """The budget periods a request of ``tenant`` (through ``key_id``) counts against."""
+        cached = self._refs.get((tenant, key_id))
+        if cached is not None and cached[0] <= now < cached[1]:
+            return list(cached[2])
+        out = self._build_refs(tenant, key_id, now)
+        if len(self._refs) >= _MAX_CACHED_REFS:  # many API keys: start over rather than grow without end
+            self._refs.clear()
+        # Valid while ``now`` stays inside every period; without a budget, until a budget is set.
+        starts = [r.period.start for r in out]
+        ends = [r.period.end for r in out]
+        self._refs[(tenant, key_id)] = (
+            max(starts, default=datetime.min.replace(tzinfo=UTC)),
+            min(ends, default=datetime.max.replace(tzinfo=UTC)),
+            out,
+        )
+        return list(out)
+
+    def _build_refs(self, tenant: str, key_id: str | None, now: datetime) -> list[BudgetRef]:
         out = []
         for owner in (None, key_id) if key_id is not None else (None,):
             budget = self._configs.get((tenant, owner))
