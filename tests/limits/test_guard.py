@@ -26,6 +26,24 @@ def _gov(store: StateStore) -> Governance:
     return Governance(store)
 
 
+async def test_large_limits_are_reported_as_whole_numbers_and_changes_apply_at_once(
+    store: StateStore,
+) -> None:
+    gov = _gov(store)
+    gov.set_rate_limit("tenant-a", {"requestsPerSecond": 1_000_000, "tokensPerMinute": 10**12}, "tenant")
+    ticket = await gov.guard.admit("tenant-a", None, None, RequestEstimate(10))
+    assert ticket.headers["x-ratelimit-limit-requests"] == "1000000"
+    assert ticket.headers["x-ratelimit-limit-tokens"] == "1000000000000"
+    gov.set_rate_limit("tenant-a", {"requestsPerMinute": 1}, "tenant")  # tightened: the next one sees it
+    ticket = await gov.guard.admit("tenant-a", None, None, RequestEstimate(10))
+    assert (
+        ticket.headers["x-ratelimit-limit-requests"] == "1"
+        and "x-ratelimit-limit-tokens" not in ticket.headers
+    )
+    with pytest.raises(LimitExceeded):
+        await gov.guard.admit("tenant-a", None, None, RequestEstimate(10))
+
+
 async def test_tenant_limit_refuses_with_retry_after_and_headers(store: StateStore) -> None:
     gov = _gov(store)
     gov.set_rate_limit("tenant-a", {"requestsPerMinute": 3}, "tenant")

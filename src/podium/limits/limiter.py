@@ -149,7 +149,7 @@ class LimitExceeded(RateLimitExceeded):
         """``Retry-After`` and the ``x-ratelimit-*`` headers of the refusing limit."""
         return {
             "retry-after": str(max(1, math.ceil(self.retry_after))),
-            f"x-ratelimit-limit-{self.unit}": f"{self.limit:g}",
+            f"x-ratelimit-limit-{self.unit}": _count(self.limit),
             f"x-ratelimit-remaining-{self.unit}": "0",
             f"x-ratelimit-reset-{self.unit}": f"{self.retry_after:.3f}s",
         }
@@ -163,10 +163,19 @@ def rate_limit_headers(levels: Sequence[tuple[BucketRule, BucketLevel]]) -> dict
         if not mine:
             continue
         rule, lvl = min(mine, key=lambda pair: pair[1].remaining / pair[0].capacity)
-        headers[f"x-ratelimit-limit-{unit}"] = f"{rule.capacity:g}"
+        headers[f"x-ratelimit-limit-{unit}"] = _count(rule.capacity)
         headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, math.floor(lvl.remaining)))
         headers[f"x-ratelimit-reset-{unit}"] = f"{lvl.reset:.3f}s"
     return headers
+
+
+# A configuration with its rules and their bucket keys.
+_Compiled = tuple[RateLimitConfig, list[tuple[BucketRule, str]]]
+
+
+def _count(value: float) -> str:
+    # OpenAI sends whole numbers ("1000000"); "%g" would write large limits as "1e+06".
+    return str(int(value)) if value == int(value) else f"{value:g}"
 
 
 def _scope(scope: str) -> LimitScope:
@@ -190,6 +199,7 @@ class Limiter:
         self.store = store
         self.slot_ttl = slot_ttl
         self._configs: dict[tuple[LimitScope, str], RateLimitConfig] = {}
+        self._compiled: dict[tuple[LimitScope, str], _Compiled] = {}
 
     def set(self, scope: str, target: str, limits: RateLimitConfig | Mapping[str, Any]) -> RateLimitConfig:
         """Set (replace) the limits of ``target`` in ``scope``.
@@ -206,6 +216,7 @@ class Limiter:
         except ValidationError as exc:
             raise RequestError(f"invalid rate limits for {scope} {target!r}: {exc}", param="limits") from exc
         self._configs[(_scope(scope), target)] = config
+        self._compiled.pop((_scope(scope), target), None)
         return config
 
     def get(self, scope: str, target: str) -> RateLimitConfig | None:
@@ -218,6 +229,7 @@ class Limiter:
         Raises:
             NotFound: it has no limits.
         """
+        self._compiled.pop((_scope(scope), target), None)
         if self._configs.pop((_scope(scope), target), None) is None:
             raise NotFound(f"no rate limits set for {scope} {target!r}")
 
@@ -227,15 +239,20 @@ class Limiter:
 
     def plan(self, scope: LimitScope, target: str, tokens: int, member: str) -> LimitPlan | None:
         """The checks a request of ``tokens`` estimated tokens makes (None when nothing is limited)."""
-        config = self._configs.get((scope, target))
-        if config is None:
-            return None
+        compiled = self._compiled.get((scope, target))
+        if compiled is None:
+            config = self._configs.get((scope, target))
+            if config is None:
+                return None
+            # Rules and state keys are fixed until the limits change: built once, not per request.
+            compiled = (config, [(r, bucket_key(scope, target, r.name)) for r in config.rules()])
+            self._compiled[(scope, target)] = compiled
+        config, rules = compiled
         plan = LimitPlan(scope, target, config)
-        for rule in config.rules():
+        for rule, key in rules:
             amount = 1.0 if rule.unit == "requests" else float(tokens)
             if amount > 0:
-                check = BucketTake(bucket_key(scope, target, rule.name), rule.capacity, rule.rate, amount)
-                plan.takes.append(_Take(check, rule))
+                plan.takes.append(_Take(BucketTake(key, rule.capacity, rule.rate, amount), rule))
         if config.concurrent_requests is not None:
             plan.slot = SlotAcquire(
                 slot_key(scope, target), member, config.concurrent_requests, self.slot_ttl

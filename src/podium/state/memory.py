@@ -153,9 +153,15 @@ class MemoryStateStore:
         now = self._clock()
         spent: dict[int, int] = {}
         flags: list[str] = []
+        hash_key, values = "", {}  # the last hash incremented, and its fields
         for i, op in enumerate(ops):
+            if not isinstance(op, HashIncr):
+                hash_key = ""  # another kind of op came between: look the next hash up afresh
             if isinstance(op, HashIncr):  # the cost ledger's increments: most ops of a settlement
-                self._hash_incr(op, now)
+                # They come grouped by key (four fields per ledger hash): look each hash up once.
+                if op.key != hash_key:
+                    hash_key, values = op.key, self._hash(op, now)
+                values[op.field] = values.get(op.field, 0) + op.amount
             elif isinstance(op, BucketAdjust):
                 tokens = self._bucket_level(op.key, op.capacity, op.rate, now)
                 self._put_bucket(
@@ -180,17 +186,19 @@ class MemoryStateStore:
                         flags.append(flag)
         return Committed(spent=spent, flags=tuple(flags))
 
-    def _hash_incr(self, op: HashIncr, now: float) -> None:
-        # In place: a settlement adds 16 ledger fields, and rebuilding each entry showed in profiles.
+    def _hash(self, op: HashIncr, now: float) -> dict[str, int]:
+        """The live hash ``op`` adds to (created empty if absent or expired), its expiry renewed."""
+        # Updated in place: a settlement adds 16 ledger fields, and rebuilding entries showed in profiles.
         key = self.prefix + op.key
         expires = now + op.ttl
         entry = self._data.get(key)
         if entry is None or (entry.expires is not None and entry.expires <= now):
-            self._data[key] = _Entry({op.field: op.amount}, expires)
-            return
-        values: dict[str, int] = entry.value
-        values[op.field] = values.get(op.field, 0) + op.amount
+            values: dict[str, int] = {}
+            self._data[key] = _Entry(values, expires)
+            return values
         entry.expires = expires
+        found: dict[str, int] = entry.value
+        return found
 
     # ---- reads ------------------------------------------------------------------------------------
 
