@@ -278,8 +278,15 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-async def iter_lines(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[str]:
-    """Yield the body's lines, accepting LF, CRLF and CR as line ends."""
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[str]]:
+    """Yield the complete lines of each network read (LF, CRLF and CR line ends), ends stripped.
+
+    One item per read rather than per line: an SSE event is two lines, and every generator step costs
+    on a path that runs for each chunk of each stream.
+    """
     buf = ""
     pending_cr = False
     decoder = _utf8_decoder()
@@ -292,48 +299,55 @@ async def iter_lines(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterat
             buf += text
             if "\n" not in buf and "\r" not in buf:
                 continue
-            lines = buf.splitlines(keepends=True)
-            buf = ""
-            for line in lines:
-                if line.endswith(("\n", "\r")):
-                    yield line.rstrip("\r\n")
-                else:
-                    buf = line
+            # Only CR and LF end lines (str.splitlines would also split at U+2028, which JSON allows
+            # unescaped inside a string); the last piece is an unfinished line, or "".
+            lines = _LINE_END.split(buf)
+            buf = lines.pop()
+            yield lines
     except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
         raise transport_error(provider, exc) from exc
     buf += decoder.decode(b"", final=True)
     if buf:
-        yield buf
+        yield [buf]
+
+
+async def iter_lines(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[str]:
+    """Yield the body's lines, accepting LF, CRLF and CR as line ends."""
+    async for lines in _line_batches(resp, provider):
+        for line in lines:
+            yield line
 
 
 async def iter_sse(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[SSEEvent]:
     """Decode a ``text/event-stream`` body into events (comments and ``id``/``retry`` fields ignored)."""
     event = ""
     data: list[str] = []
-    async for line in iter_lines(resp, provider):
-        if not line:
-            if data:
-                yield SSEEvent(event or "message", "\n".join(data))
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
+    async for lines in _line_batches(resp, provider):
+        for line in lines:
+            if not line:
+                if data:
+                    yield SSEEvent(event or "message", "\n".join(data))
+                event, data = "", []
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
     if data:
         yield SSEEvent(event or "message", "\n".join(data))
 
 
 async def iter_ndjson(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[str]:
     """Yield the non-empty lines of an NDJSON body."""
-    async for line in iter_lines(resp, provider):
-        if line.strip():
-            yield line
+    async for lines in _line_batches(resp, provider):
+        for line in lines:
+            if line.strip():
+                yield line
 
 
 def _utf8_decoder() -> Any:

@@ -396,14 +396,13 @@ class HttpProvider(Provider):
                 chunks = parser.feed_body(await self._read(resp), self.wire)
                 for chunk in chunks:
                     yield self._stamp(chunk, parser, model)
+            elif self.wire.framing == "sse" and "ndjson" not in ctype:
+                async for ev in iter_sse(resp, self.name):
+                    for chunk in parser.feed(ev.event, ev.data):
+                        yield self._stamp(chunk, parser, model)
             else:
-                events = (
-                    ((ev.event, ev.data) async for ev in iter_sse(resp, self.name))
-                    if self.wire.framing == "sse" and "ndjson" not in ctype
-                    else (("", line) async for line in iter_ndjson(resp, self.name))
-                )
-                async for event, data in events:
-                    for chunk in parser.feed(event, data):
+                async for line in iter_ndjson(resp, self.name):
+                    for chunk in parser.feed("", line):
                         yield self._stamp(chunk, parser, model)
                     if parser.done and self.wire.framing == "ndjson":
                         break

@@ -11,6 +11,7 @@ writer processes sharing one database thus append to one valid chain.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -295,6 +296,7 @@ async def list_events(
     return [AuditEvent(**row._asdict()) for row in rows]
 
 
+@functools.lru_cache(maxsize=4096)  # the same few metadata keys come with every request
 def is_secret_key(key: str) -> bool:
     """Whether a mapping key names a secret (``api_key``, ``apiKey``, ``Authorization``, ``x-auth-token``)."""
     norm = re.sub(r"[^a-z]", "", key.lower())

@@ -1,0 +1,65 @@
+"""The SSE and NDJSON readers over a real socket, with bodies cut at awkward places."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from aiohttp import web
+
+from podium.providers._http import iter_ndjson, iter_sse
+
+
+@asynccontextmanager
+async def _serving(pieces: list[bytes]) -> AsyncIterator[str]:
+    """A server answering every request with ``pieces``, each written and flushed separately."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in pieces:
+            await resp.write(piece)
+            await asyncio.sleep(0.01)  # separate network reads on the client
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_events_split_across_reads_with_every_line_end_and_unicode_separators() -> None:
+    pieces = [
+        b'data: {"a": "line\xe2\x80\xa8sep\\u2028"}\r',  # raw U+2028 in a JSON string; CRLF cut in two
+        b"\n\r\nevent: ping\n: a comment\ndata: one\ndata: two\r\rdata: tail",
+        b"\xc3",  # a UTF-8 character cut between reads
+        b"\xa9\n\n",
+        b"data: unterminated",
+    ]
+    async with _serving(pieces) as url, aiohttp.ClientSession() as s, s.get(url) as resp:
+        events = [(e.event, e.data) async for e in iter_sse(resp, "up")]
+    assert events == [
+        ("message", '{"a": "line\u2028sep\\u2028"}'),
+        ("ping", "one\ntwo"),
+        ("message", "tail\u00e9"),
+        ("message", "unterminated"),
+    ]
+
+
+async def test_ndjson_lines_skip_blanks_and_keep_the_last_unterminated_one() -> None:
+    pieces = [b'{"n": 1}\n\n{"n"', b': 2}\r\n   \n{"n": 3}']
+    async with _serving(pieces) as url, aiohttp.ClientSession() as s, s.get(url) as resp:
+        lines = [line async for line in iter_ndjson(resp, "up")]
+    assert lines == ['{"n": 1}', '{"n": 2}', '{"n": 3}']
