@@ -42,7 +42,7 @@ from podium.health.stats import StatsRecorder
 from podium.observability.metrics import PodiumMetrics
 from podium.observability.tracing import span
 from podium.providers.base import Provider
-from podium.routing.deadline import attempt_timeout, bounded, with_idle_timeout
+from podium.routing.deadline import IdleWatch, attempt_timeout, bounded
 from podium.routing.retry import RetryPolicy
 from podium.routing.strategies import Strategy
 from podium.types import (
@@ -373,13 +373,17 @@ class Router:
         idle = (
             self.health.settings.stream_idle_timeout if self.health else None
         ) or opened.provider.config.timeout
-        rest = with_idle_timeout(opened.agen, idle, ctx, name)
+        watch = IdleWatch(idle, ctx, name)  # inline rather than another generator layer per chunk
         usage: Usage | None = None
         try:
             if opened.first is not None:
                 usage = opened.first.usage or usage
                 yield opened.first
-                async for chunk in rest:
+                while True:
+                    try:
+                        chunk = await watch.next(opened.agen)
+                    except StopAsyncIteration:
+                        break
                     if chunk.usage is not None:
                         usage = chunk.usage
                     yield chunk
@@ -395,7 +399,7 @@ class Router:
                 self.health.released(permit)
             raise
         finally:
-            await _aclose(rest)
+            watch.close()
             await _aclose(opened.agen)
         if permit is not None and self.health is not None:
             self.health.succeeded(permit, opened.latency_ms)
