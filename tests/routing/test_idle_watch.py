@@ -34,7 +34,7 @@ async def test_a_gap_is_a_provider_timeout_and_leaves_the_task_usable() -> None:
     watch = IdleWatch(0.1, CallContext(), "up")
     agen = _chunks([0.0, 0.5])
     assert (await watch.next(agen)).delta == "0"
-    with pytest.raises(ProviderTimeout, match="up: no stream data within 0.1 s"):
+    with pytest.raises(ProviderTimeout, match=r"up: no stream data within 0\.1 s"):
         await watch.next(agen)
     watch.close()
     task = asyncio.current_task()
