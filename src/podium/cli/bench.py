@@ -181,6 +181,35 @@ def _rss_mib(pid: int) -> float:
         return int(f.read().split()[1]) * _PAGE / 2**20
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (``--workers N`` runs the workers as children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+    return out
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):  # a worker may exit between listing and reading
+            total += _cpu_seconds(p)
+    return total
+
+
+def _tree_rss_mib(pid: int) -> float:
+    total = 0.0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            total += _rss_mib(p)
+    return total
+
+
 def _get(url: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
     import http.client
 
@@ -265,7 +294,9 @@ def _podium() -> list[str]:
     return [str(found)] if found.exists() else [shutil.which("podium") or "podium"]
 
 
-def _start_gateway(mode: str, upstream: str, providers: int = 1, tenants: int = 1) -> _Gateway:
+def _start_gateway(
+    mode: str, upstream: str, providers: int = 1, tenants: int = 1, workers: int = 1
+) -> _Gateway:
     workdir = Path(tempfile.mkdtemp(prefix=f"podium-bench-{mode}-"))
     cfg_path = workdir / "config.yaml"
     cfg_path.write_text(json.dumps(_config(mode, upstream, workdir, providers, tenants), indent=1))
@@ -282,7 +313,18 @@ def _start_gateway(mode: str, upstream: str, providers: int = 1, tenants: int = 
     log = open(workdir / "podium.log", "wb")  # noqa: SIM115 - the process keeps it open while it runs
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [*_podium(), "serve", "--config", str(cfg_path), "--port", str(port), "--log-level", "warning"],
+        [
+            *_podium(),
+            "serve",
+            "--config",
+            str(cfg_path),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=workdir,
@@ -433,9 +475,9 @@ def _scenario(
         return asyncio.run(_client(endpoint, body, key, c, duration, scenario == "ttfb"))
 
     drive(min(2.0, seconds))  # warm-up at the same concurrency, not recorded
-    cpu0 = _cpu_seconds(pid) if pid else 0.0
+    cpu0 = _tree_cpu_seconds(pid) if pid else 0.0
     got = drive(seconds)
-    cpu = _cpu_seconds(pid) - cpu0 if pid else None
+    cpu = _tree_cpu_seconds(pid) - cpu0 if pid else None
     done = got["requests"]
     return Result(
         target=target,
@@ -467,6 +509,37 @@ def _table(results: list[Result]) -> str:
             f"{r.p99:.3f} | {added} | {r.errors} | {cpu} |"
         )
     return "\n".join(rows)
+
+
+def _soak(gw: _Gateway, seconds: float, script: Path | None, c: int = 64) -> dict[str, Any]:
+    """Non-streaming load at ``c`` for ``seconds``: RSS every tenth of the run, errors, throughput.
+
+    RSS growth is measured from the first sample, taken after a warm-up at the same concurrency, so
+    that caches and pools filled by the first requests do not count as growth.
+    """
+    endpoint = f"{gw.url}/v1/chat/completions"
+    body = json.dumps(_BODY, separators=(",", ":")).encode()
+
+    def drive(duration: float) -> dict[str, Any]:
+        if script is not None:
+            return _wrk(endpoint, body, gw.key, c, duration, script)
+        return asyncio.run(_client(endpoint, body, gw.key, c, duration, False))
+
+    drive(min(5.0, seconds))
+    pid = gw.proc.pid
+    rss = [_tree_rss_mib(pid)]
+    requests = errors = 0
+    slice_s = max(1.0, seconds / 10)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds - 0.5:
+        got = drive(min(slice_s, seconds - (time.perf_counter() - t0)))
+        requests += got["requests"]
+        errors += got["errors"]
+        rss.append(_tree_rss_mib(pid))
+    elapsed = time.perf_counter() - t0
+    return {"seconds": round(elapsed, 1), "concurrency": c, "requests": requests, "errors": errors,
+            "rps": round(requests / elapsed, 1), "rss_mib": [round(r, 1) for r in rss],
+            "rss_growth_pct": round(100 * (rss[-1] - rss[0]) / rss[0], 2)}  # fmt: skip
 
 
 def _footprint(upstream: str) -> dict[str, Any]:
@@ -502,6 +575,13 @@ def run(
         False, help="Also measure RSS and start-up with 100 providers / 10 tenants."
     ),
     use_wrk: bool = typer.Option(True, "--wrk/--no-wrk", help="Use wrk for ns/st when it is installed."),
+    workers: str = typer.Option(
+        "1",
+        help="Comma-separated worker counts to measure each mode with (e.g. 1,2; use full-redis to share).",
+    ),
+    soak: float = typer.Option(
+        0.0, min=0, help="Also run each gateway this many seconds at concurrency 64 (RSS growth, errors)."
+    ),
     output: Path | None = typer.Option(None, "--json", help="Write every figure to this JSON file."),
 ) -> None:
     """Measure podium's added latency, CPU per request, throughput, memory and start-up time."""
@@ -512,6 +592,9 @@ def run(
     if bad := [s for s in kinds if s not in SCENARIOS]:
         raise typer.BadParameter(f"unknown scenario(s) {', '.join(bad)}; use {', '.join(SCENARIOS)}")
     levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    counts = [int(w) for w in workers.split(",") if w.strip()]
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("workers must be positive counts, e.g. 1,2")
     tmp = Path(tempfile.mkdtemp(prefix="podium-bench-"))
     script: Path | None = None
     if use_wrk and shutil.which("wrk"):
@@ -534,17 +617,19 @@ def run(
                 for c in levels:
                     results.append(_scenario("direct", base, None, None, s, c, duration, script))
                     typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
-        for mode in wanted:
-            gw = _start_gateway(mode, upstream)
+        for mode, n in [(m, n) for m in wanted for n in counts]:
+            label = mode if n == 1 else f"{mode} w{n}"
+            gw = _start_gateway(mode, upstream, workers=n)
             try:
                 pid = gw.proc.pid
                 info: dict[str, Any] = {
+                    "workers": n,
                     "startup_s": round(gw.startup_s, 3),
-                    "rss_idle_mib": round(_rss_mib(pid), 1),
+                    "rss_idle_mib": round(_tree_rss_mib(pid), 1),
                 }
                 for s in kinds:
                     for c in levels:
-                        r = _scenario(mode, gw.url, gw.key, pid, s, c, duration, script)
+                        r = _scenario(label, gw.url, gw.key, pid, s, c, duration, script)
                         same = [
                             d
                             for d in results
@@ -554,8 +639,11 @@ def run(
                             r.added_p50 = round(r.p50 - same[0].p50, 3)
                         results.append(r)
                         typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
-                info["rss_after_mib"] = round(_rss_mib(pid), 1)
-                gateways[mode] = info
+                info["rss_after_mib"] = round(_tree_rss_mib(pid), 1)
+                if soak:
+                    info["soak"] = _soak(gw, soak, script)
+                    typer.echo(f"{label} soak: {json.dumps(info['soak'])}", err=True)
+                gateways[label] = info
             finally:
                 _stop(gw.proc)
                 shutil.rmtree(gw.workdir, ignore_errors=True)
@@ -573,6 +661,11 @@ def run(
     for mode, info in gateways.items():
         typer.echo(f"{mode}: start-up {info['startup_s']} s, RSS idle {info['rss_idle_mib']} MiB, "
                    f"after load {info['rss_after_mib']} MiB")  # fmt: skip
+        if "soak" in info:
+            sk = info["soak"]
+            typer.echo(f"{mode} soak: {sk['seconds']} s at c={sk['concurrency']}, {sk['requests']} requests, "
+                       f"{sk['errors']} errors, RSS {sk['rss_mib'][0]} -> {sk['rss_mib'][-1]} MiB "
+                       f"({sk['rss_growth_pct']:+.2f} %)")  # fmt: skip
     if "footprint" in report:
         typer.echo(f"footprint: {json.dumps(report['footprint'])}")
     if output is not None:

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Instructions per request of podium's own request path, counted by callgrind: repeatable on a noisy
+# VM where CPU-time figures move by 10-20 % between runs (valgrind counts instructions, not time).
+#
+#   benchmarks/instructions.sh [bare|full] [ns|st]      # default: full ns
+#
+# Starts the shared harness's nginx fake upstream on $UPSTREAM_PORT (18090), writes the same config
+# as benchmarks/shared_harness.sh, then runs benchmarks/request_driver.py under callgrind twice
+# (N1 and N2 requests after the same warm-up); (Ir(N2) - Ir(N1)) / (N2 - N1) removes start-up and
+# shutdown. Both runs go in parallel; expect 2-4 minutes.
+set -euo pipefail
+MODE=${1:-full}
+SCEN=${2:-ns}
+HARNESS=${HARNESS:-/work/shared/bench}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18090}
+N1=${N1:-100}
+N2=${N2:-700}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=$ROOT/.venv/bin/python
+WORK=$(mktemp -d /tmp/podium-instr-XXXXXX)
+mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
+sed -e "s#@LISTEN@#127.0.0.1:${UPSTREAM_PORT}#" \
+    -e "s#@ECHO_MODULE@#/usr/lib/nginx/modules/ngx_http_echo_module.so#" \
+    "$HARNESS/upstream/nginx.conf.template" >"$WORK/nginx/nginx.conf"
+nginx -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" -c "$WORK/nginx/nginx.conf" &
+NGINX=$!
+trap 'kill $NGINX 2>/dev/null || true; rm -rf "$WORK"' EXIT
+"$PY" - "$MODE" "http://127.0.0.1:$UPSTREAM_PORT/v1" "$WORK" >"$WORK/config.yaml" <<'PY'
+import json, sys
+from pathlib import Path
+from podium.cli.bench import _config
+print(json.dumps(_config(sys.argv[1], sys.argv[2], Path(sys.argv[3]), 1, 1), indent=1))
+PY
+KEY=sk-bench-dummy-key
+if [ "$MODE" != bare ]; then
+    KEY=$("$ROOT/.venv/bin/podium" keys create --tenant default --quiet --config "$WORK/config.yaml" | tail -n 1)
+fi
+FLAG=""; [ "$SCEN" = st ] && FLAG=--stream
+count() {
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$1" \
+        "$PY" "$ROOT/benchmarks/request_driver.py" "$WORK/config.yaml" "$KEY" "$1" $FLAG >/dev/null 2>&1
+    grep -E "^(summary|totals):" "$WORK/cg.$1" | head -1 | awk '{print $2}'
+}
+cd "$WORK"
+count "$N1" >"$WORK/a" &
+count "$N2" >"$WORK/b"
+wait
+A=$(cat "$WORK/a"); B=$(cat "$WORK/b")
+echo "podium $MODE $SCEN: $(( (B - A) / (N2 - N1) )) instructions per request (callgrind, in process, no uvicorn)"

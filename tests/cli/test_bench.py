@@ -1,0 +1,31 @@
+"""``podium bench`` end to end: real gateway processes, several workers, and a soak."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_measures_one_and_two_workers_and_a_soak(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    podium = Path(sys.executable).with_name("podium")
+    run = subprocess.run(
+        [str(podium), "bench", "--modes", "full", "--scenarios", "ns", "--concurrency", "4",
+         "--duration", "1", "--no-direct", "--no-wrk", "--workers", "1,2", "--soak", "3", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(out.read_text())
+    assert set(report["gateways"]) == {"full", "full w2"}
+    assert report["gateways"]["full w2"]["workers"] == 2
+    for label in ("full", "full w2"):
+        rows = [r for r in report["results"] if r["target"] == label]
+        assert len(rows) == 1 and rows[0]["requests"] > 0 and rows[0]["errors"] == 0
+        assert rows[0]["cpu_us_per_request"] > 0
+        soak = report["gateways"][label]["soak"]
+        assert soak["requests"] > 0 and soak["errors"] == 0 and len(soak["rss_mib"]) >= 2
+    # Two workers are two processes besides the supervisor: their memory is counted too.
+    assert report["gateways"]["full w2"]["rss_idle_mib"] > report["gateways"]["full"]["rss_idle_mib"]
+    assert "full w2 soak:" in run.stdout
