@@ -43,7 +43,8 @@ count() {
 }
 cd "$WORK"
 count "$N1" >"$WORK/a" &
+FIRST=$!
 count "$N2" >"$WORK/b"
-wait
+wait "$FIRST"  # not a bare wait: nginx runs in the background too
 A=$(cat "$WORK/a"); B=$(cat "$WORK/b")
 echo "podium $MODE $SCEN: $(( (B - A) / (N2 - N1) )) instructions per request (callgrind, in process, no uvicorn)"

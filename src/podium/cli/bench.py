@@ -381,7 +381,7 @@ def _wrk(url: str, body: bytes, key: str | None, c: int, seconds: float, script:
         "wrk",
         f"-t{min(c, 2)}",
         f"-c{c}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds only
         "--latency",
         "--timeout",
         "30s",
@@ -529,10 +529,10 @@ def _soak(gw: _Gateway, seconds: float, script: Path | None, c: int = 64) -> dic
     pid = gw.proc.pid
     rss = [_tree_rss_mib(pid)]
     requests = errors = 0
-    slice_s = max(1.0, seconds / 10)
+    slice_s = max(1, round(seconds / 10))
     t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds - 0.5:
-        got = drive(min(slice_s, seconds - (time.perf_counter() - t0)))
+    while (left := seconds - (time.perf_counter() - t0)) >= 0.5:
+        got = drive(max(1, min(slice_s, round(left))))
         requests += got["requests"]
         errors += got["errors"]
         rss.append(_tree_rss_mib(pid))
