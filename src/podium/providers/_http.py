@@ -311,13 +311,6 @@ async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
         yield [buf]
 
 
-async def iter_lines(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[str]:
-    """Yield the body's lines, accepting LF, CRLF and CR as line ends."""
-    async for lines in _line_batches(resp, provider):
-        for line in lines:
-            yield line
-
-
 async def iter_sse(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[SSEEvent]:
     """Decode a ``text/event-stream`` body into events (comments and ``id``/``retry`` fields ignored)."""
     event = ""
