@@ -23,7 +23,7 @@ from podium.orchestrator import Orchestrator
 from podium.server.config import DEFAULT_MAX_BODY_BYTES
 from podium.server.deps import ServerState
 from podium.server.errors import http_error_handler, podium_error_handler, unexpected_error_handler
-from podium.server.hot import Endpoint, HotRoutes
+from podium.server.hot import Endpoint, ErrorHandler, HotRoutes
 from podium.server.http import RequestTiming
 from podium.server.routes import (
     anthropic_compat,
@@ -56,10 +56,18 @@ _HOT: dict[str, Endpoint] = {
 }
 
 
+# One error mapping for the whole app: Starlette's handlers and the hot routes both use it.
+_HANDLERS: dict[type[Exception], ErrorHandler] = {
+    PodiumError: podium_error_handler,
+    HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,
+}
+
+
 class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         # RequestTiming is outside Starlette's own error middleware, so even a 500 carries the request id.
-        return RequestTiming(HotRoutes(self, super().build_middleware_stack(), _HOT))
+        return RequestTiming(HotRoutes(self, super().build_middleware_stack(), _HOT, _HANDLERS))
 
 
 def create_app(
@@ -146,11 +154,7 @@ def create_app(
     app = _App(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={
-            PodiumError: podium_error_handler,
-            HTTPException: http_error_handler,
-            Exception: unexpected_error_handler,
-        },
+        exception_handlers=dict(_HANDLERS),
     )
     app.state.podium = ServerState(
         orchestrator=orchestrator,

@@ -14,15 +14,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 
-from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from podium.errors import PodiumError
-from podium.server.errors import http_error_handler, podium_error_handler, unexpected_error_handler
-
 Endpoint = Callable[[Request], Awaitable[Response]]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 class HotRoutes:
@@ -32,12 +29,21 @@ class HotRoutes:
         app: The Starlette application (endpoints read ``request.app.state``).
         fallback: What serves every other request (Starlette's own middleware stack).
         routes: Exact path -> endpoint, for ``POST`` only.
+        handlers: The app's exception handlers (exception class -> handler); the most specific class
+            of a raised exception picks its handler, as in Starlette. ``Exception`` must be there.
     """
 
-    def __init__(self, app: ASGIApp, fallback: ASGIApp, routes: Mapping[str, Endpoint]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        fallback: ASGIApp,
+        routes: Mapping[str, Endpoint],
+        handlers: Mapping[type[Exception], ErrorHandler],
+    ) -> None:
         self.app = app
         self.fallback = fallback
         self.routes = dict(routes)
+        self.handlers = dict(handlers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI scope."""
@@ -53,12 +59,9 @@ class HotRoutes:
             response = await endpoint(request)
         except ClientDisconnect:
             return  # nobody is left to answer
-        except PodiumError as exc:
-            response = await podium_error_handler(request, exc)
-        except HTTPException as exc:
-            response = await http_error_handler(request, exc)
-        except Exception as exc:  # a bug: logged with its traceback, answered as a 500
-            response = await unexpected_error_handler(request, exc)
+        except Exception as exc:  # mapped by the app's own handlers (a bug: the Exception one, a 500)
+            handler = next(self.handlers[c] for c in type(exc).__mro__ if c in self.handlers)
+            response = await handler(request, exc)
         # A client that went away while the answer was written is not an error of ours.
         with contextlib.suppress(OSError):
             await response(scope, receive, send)
