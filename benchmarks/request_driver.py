@@ -17,17 +17,8 @@ import sys
 import time
 from typing import Any
 
+from podium.cli.bench import _BODY, _STREAM_BODY  # the shared harness's request, as podium bench sends it
 from podium.cli.serve import build_app
-
-BODY: dict[str, Any] = {
-    "model": "fake-gpt",
-    "messages": [
-        {"role": "system", "content": "You are a helpful assistant."},
-        {"role": "user", "content": "Write one sentence about the sea."},
-    ],
-    "max_tokens": 64,
-    "temperature": 0.2,
-}
 
 
 async def one(app: Any, key: bytes, body: bytes) -> None:
@@ -77,7 +68,7 @@ async def one(app: Any, key: bytes, body: bytes) -> None:
 
 async def main(config: str, key: str, n: int, stream: bool) -> None:
     """Warm up, run ``n`` requests, and print the process time per request."""
-    body = json.dumps({**BODY, "stream": True, "stream_options": {"include_usage": True}} if stream else BODY)
+    body = json.dumps(_STREAM_BODY if stream else _BODY)
     app = build_app(config)
     async with app.router.lifespan_context(app):
         for _ in range(300):

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,19 +195,12 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _tree_cpu_seconds(pid: int) -> float:
+def _tree_sum(pid: int, read: Callable[[int], float]) -> float:
+    """``read`` summed over ``pid`` and its descendants (``_cpu_seconds`` or ``_rss_mib``)."""
     total = 0.0
     for p in _tree(pid):
         with contextlib.suppress(OSError):  # a worker may exit between listing and reading
-            total += _cpu_seconds(p)
-    return total
-
-
-def _tree_rss_mib(pid: int) -> float:
-    total = 0.0
-    for p in _tree(pid):
-        with contextlib.suppress(OSError):
-            total += _rss_mib(p)
+            total += read(p)
     return total
 
 
@@ -456,6 +450,21 @@ async def _client(
     return {"requests": len(lat) + errors, "seconds": elapsed, "errors": errors, "lat": pick}
 
 
+def _load(
+    endpoint: str,
+    body: bytes,
+    key: str | None,
+    c: int,
+    seconds: float,
+    script: Path | None,
+    ttfb: bool = False,
+) -> dict[str, Any]:
+    """Drive ``endpoint`` at concurrency ``c``: wrk when there is a script (not for ttfb), else ours."""
+    if not ttfb and script is not None:
+        return _wrk(endpoint, body, key, c, seconds, script)
+    return asyncio.run(_client(endpoint, body, key, c, seconds, ttfb))
+
+
 def _scenario(
     target: str,
     url: str,
@@ -470,14 +479,12 @@ def _scenario(
     endpoint = f"{url}/v1/chat/completions"
 
     def drive(duration: float) -> dict[str, Any]:
-        if scenario != "ttfb" and script is not None:
-            return _wrk(endpoint, body, key, c, duration, script)
-        return asyncio.run(_client(endpoint, body, key, c, duration, scenario == "ttfb"))
+        return _load(endpoint, body, key, c, duration, script, ttfb=scenario == "ttfb")
 
     drive(min(2.0, seconds))  # warm-up at the same concurrency, not recorded
-    cpu0 = _tree_cpu_seconds(pid) if pid else 0.0
+    cpu0 = _tree_sum(pid, _cpu_seconds) if pid else 0.0
     got = drive(seconds)
-    cpu = _tree_cpu_seconds(pid) - cpu0 if pid else None
+    cpu = _tree_sum(pid, _cpu_seconds) - cpu0 if pid else None
     done = got["requests"]
     return Result(
         target=target,
@@ -521,13 +528,11 @@ def _soak(gw: _Gateway, seconds: float, script: Path | None, c: int = 64) -> dic
     body = json.dumps(_BODY, separators=(",", ":")).encode()
 
     def drive(duration: float) -> dict[str, Any]:
-        if script is not None:
-            return _wrk(endpoint, body, gw.key, c, duration, script)
-        return asyncio.run(_client(endpoint, body, gw.key, c, duration, False))
+        return _load(endpoint, body, gw.key, c, duration, script)
 
     drive(min(5.0, seconds))
     pid = gw.proc.pid
-    rss = [_tree_rss_mib(pid)]
+    rss = [_tree_sum(pid, _rss_mib)]
     requests = errors = 0
     slice_s = max(1, round(seconds / 10))
     t0 = time.perf_counter()
@@ -535,7 +540,7 @@ def _soak(gw: _Gateway, seconds: float, script: Path | None, c: int = 64) -> dic
         got = drive(max(1, min(slice_s, round(left))))
         requests += got["requests"]
         errors += got["errors"]
-        rss.append(_tree_rss_mib(pid))
+        rss.append(_tree_sum(pid, _rss_mib))
     elapsed = time.perf_counter() - t0
     return {"seconds": round(elapsed, 1), "concurrency": c, "requests": requests, "errors": errors,
             "rps": round(requests / elapsed, 1), "rss_mib": [round(r, 1) for r in rss],
@@ -625,7 +630,7 @@ def run(
                 info: dict[str, Any] = {
                     "workers": n,
                     "startup_s": round(gw.startup_s, 3),
-                    "rss_idle_mib": round(_tree_rss_mib(pid), 1),
+                    "rss_idle_mib": round(_tree_sum(pid, _rss_mib), 1),
                 }
                 for s in kinds:
                     for c in levels:
@@ -639,7 +644,7 @@ def run(
                             r.added_p50 = round(r.p50 - same[0].p50, 3)
                         results.append(r)
                         typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
-                info["rss_after_mib"] = round(_tree_rss_mib(pid), 1)
+                info["rss_after_mib"] = round(_tree_sum(pid, _rss_mib), 1)
                 if soak:
                     info["soak"] = _soak(gw, soak, script)
                     typer.echo(f"{label} soak: {json.dumps(info['soak'])}", err=True)
