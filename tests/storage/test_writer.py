@@ -48,7 +48,8 @@ async def _eventually(check: Callable[[], Awaitable[bool] | bool], what: str, li
     pytest.fail(f"timed out waiting for {what}")
 
 
-async def test_every_submitted_record_is_stored_in_batches(db: Database) -> None:
+def _request_log_inserts(db: Database, delay: float = 0.0) -> list[int]:
+    """The rows of each INSERT into the request log from now on, each delayed ``delay`` s (a slow disk)."""
     inserts: list[int] = []
 
     def count_inserts(
@@ -56,8 +57,14 @@ async def test_every_submitted_record_is_stored_in_batches(db: Database) -> None
     ) -> None:
         if statement.startswith("INSERT INTO request_log"):
             inserts.append(len(params) if executemany else 1)
+            time.sleep(delay)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count_inserts)
+    return inserts
+
+
+async def test_every_submitted_record_is_stored_in_batches(db: Database) -> None:
+    inserts = _request_log_inserts(db)
     writer = RecordWriter(db, batch_size=100, flush_interval=60)
     accepted = [writer.submit(_req(n)) for n in range(1050)]
     assert all(accepted)
@@ -73,16 +80,7 @@ async def test_every_submitted_record_is_stored_in_batches(db: Database) -> None
 async def test_after_a_full_batch_a_steady_trickle_waits_for_the_interval(db: Database) -> None:
     # Under steady load the queue is never empty: after a full batch, records arriving one by one must
     # still be written in one transaction per interval, not in a stream of small ones.
-    inserts: list[int] = []
-
-    def count_inserts(
-        conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool
-    ) -> None:
-        if statement.startswith("INSERT INTO request_log"):
-            inserts.append(len(params) if executemany else 1)
-            time.sleep(0.02)  # a slow disk: records keep arriving while a batch is written
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", count_inserts)
+    inserts = _request_log_inserts(db, delay=0.02)  # records keep arriving while a batch is written
     writer = RecordWriter(db, batch_size=50, flush_interval=3600)
     for n in range(50):  # a full batch wakes the writer at once
         writer.submit(_req(n))
