@@ -215,8 +215,9 @@ class Limiter:
             config = limits if isinstance(limits, RateLimitConfig) else RateLimitConfig.model_validate(limits)
         except ValidationError as exc:
             raise RequestError(f"invalid rate limits for {scope} {target!r}: {exc}", param="limits") from exc
-        self._configs[(_scope(scope), target)] = config
-        self._compiled.pop((_scope(scope), target), None)
+        key = (_scope(scope), target)
+        self._configs[key] = config
+        self._compiled.pop(key, None)
         return config
 
     def get(self, scope: str, target: str) -> RateLimitConfig | None:
@@ -229,8 +230,9 @@ class Limiter:
         Raises:
             NotFound: it has no limits.
         """
-        self._compiled.pop((_scope(scope), target), None)
-        if self._configs.pop((_scope(scope), target), None) is None:
+        key = (_scope(scope), target)
+        self._compiled.pop(key, None)
+        if self._configs.pop(key, None) is None:
             raise NotFound(f"no rate limits set for {scope} {target!r}")
 
     def configured(self) -> list[tuple[str, str, RateLimitConfig]]:
