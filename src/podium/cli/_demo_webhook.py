@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -16,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from podium.costs.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, BudgetAlert, verify
+from podium.testing import FakeUpstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,33 +43,25 @@ class AlertReceiver:
 
     secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24))
     received: list[ReceivedAlert] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    _port: int = 0
+    _server: FakeUpstream = field(default_factory=FakeUpstream)  # a free port: demos run side by side
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._server.route("POST", "/hooks/budget", self._receive)
 
     @property
     def url(self) -> str:
         """Where podium should POST (the budget's ``alert_webhook``)."""
-        return f"http://127.0.0.1:{self._port}/hooks/budget"
+        return f"{self._server.url}/hooks/budget"
 
     async def start(self) -> Self:
         """Listen on a free loopback port."""
-        app = web.Application()
-        app.router.add_post("/hooks/budget", self._receive)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        with socket.socket() as sock:  # a free port, so two demos can run side by side
-            sock.bind(("127.0.0.1", 0))
-            self._port = int(sock.getsockname()[1])
-        await web.TCPSite(runner, "127.0.0.1", self._port).start()
-        self._runner = runner
+        await self._server.start()
         return self
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
 
     async def __aenter__(self) -> Self:
         return await self.start()
