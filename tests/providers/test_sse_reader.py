@@ -7,10 +7,9 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
 from aiohttp import web
 
-from podium.providers._http import iter_ndjson, iter_sse
+from podium.providers._http import HttpClient, iter_ndjson, iter_sse
 
 
 @asynccontextmanager
@@ -27,7 +26,7 @@ async def _serving(pieces: list[bytes]) -> AsyncIterator[str]:
         return resp
 
     app = web.Application()
-    app.router.add_get("/", handler)
+    app.router.add_post("/", handler)
     runner = web.AppRunner(app)
     await runner.setup()
     sock = socket.socket()
@@ -40,6 +39,10 @@ async def _serving(pieces: list[bytes]) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+def _client(url: str) -> HttpClient:
+    return HttpClient("up", url, {}, timeout=5.0, connect_timeout=5.0, max_connections=1)
+
+
 async def test_events_split_across_reads_with_every_line_end_and_unicode_separators() -> None:
     pieces = [
         b'data: {"a": "line\xe2\x80\xa8sep\\u2028"}\r',  # raw U+2028 in a JSON string; CRLF cut in two
@@ -48,8 +51,10 @@ async def test_events_split_across_reads_with_every_line_end_and_unicode_separat
         b"\xa9\n\n",
         b"data: unterminated",
     ]
-    async with _serving(pieces) as url, aiohttp.ClientSession() as s, s.get(url) as resp:
+    async with _serving(pieces) as url:
+        resp = await _client(url).open_stream("", body={})
         events = [(e.event, e.data) async for e in iter_sse(resp, "up")]
+        resp.release()
     assert events == [
         ("message", '{"a": "line\u2028sep\\u2028"}'),
         ("ping", "one\ntwo"),
@@ -60,6 +65,8 @@ async def test_events_split_across_reads_with_every_line_end_and_unicode_separat
 
 async def test_ndjson_lines_skip_blanks_and_keep_the_last_unterminated_one() -> None:
     pieces = [b'{"n": 1}\n\n{"n"', b': 2}\r\n   \n{"n": 3}']
-    async with _serving(pieces) as url, aiohttp.ClientSession() as s, s.get(url) as resp:
+    async with _serving(pieces) as url:
+        resp = await _client(url).open_stream("", body={})
         lines = [line async for line in iter_ndjson(resp, "up")]
+        resp.release()
     assert lines == ['{"n": 1}', '{"n": 2}', '{"n": 3}']

@@ -1,6 +1,6 @@
 """Upstream HTTP plumbing shared by every HTTP provider.
 
-One pooled ``aiohttp`` session per provider, stream framing decoders (SSE and NDJSON), and the mapping
+One pooled HTTP/1.1 client per provider (``_h1``), stream framing decoders (SSE and NDJSON), and the mapping
 of HTTP statuses and transport failures onto ``podium.errors``.
 """
 
@@ -12,9 +12,8 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-import aiohttp
 import msgspec
 
 from podium.errors import (
@@ -28,6 +27,20 @@ from podium.errors import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+)
+from podium.providers._h1 import (
+    BadResponse,
+    ConnectFailed,
+    Connection,
+    ConnectionClosed,
+    InvalidURL,
+    Origin,
+    Pool,
+    Response,
+    TruncatedBody,
+    header_lines,
+    request_head,
+    split_url,
 )
 
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
@@ -131,17 +144,17 @@ def transport_error(provider: str, exc: BaseException) -> ProviderError:
     """Map a transport failure (timeout, refused, reset, truncated) onto the podium error tree."""
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return ProviderTimeout(f"{provider}: no answer within the timeout", provider=provider)
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         return ProviderUnavailable(
-            f"{provider}: cannot connect ({exc.os_error.strerror or exc})",
-            provider=provider,
-            code="connection_failed",
+            f"{provider}: cannot connect ({exc})", provider=provider, code="connection_failed"
         )
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, TruncatedBody):
         return MalformedResponse(f"{provider}: response body was truncated ({exc})", provider=provider)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+    if isinstance(exc, BadResponse):
+        return MalformedResponse(f"{provider}: {exc}", provider=provider)
+    if isinstance(exc, ConnectionError | OSError):
         return ProviderUnavailable(
             f"{provider}: connection lost ({exc.__class__.__name__})",
             provider=provider,
@@ -151,7 +164,7 @@ def transport_error(provider: str, exc: BaseException) -> ProviderError:
 
 
 class HttpClient:
-    """A pooled HTTP client for one provider, created lazily inside the running event loop.
+    """A pooled HTTP/1.1 client for one provider, created lazily inside the running event loop.
 
     Args:
         provider: Provider name (errors name it).
@@ -159,7 +172,7 @@ class HttpClient:
         headers: Headers sent with every request (authentication, versions, custom headers).
         timeout: Seconds allowed for a whole non-streamed request, and between two stream reads.
         connect_timeout: Seconds allowed to open a connection.
-        max_connections: Pool size.
+        max_connections: Pool size (per origin).
     """
 
     def __init__(
@@ -178,7 +191,9 @@ class HttpClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[tuple[str, str, int], Pool] = {}
+        self._fixed: str | None = None
+        self._targets: dict[tuple[str, str], tuple[Origin, str]] = {}
 
     def url(self, path: str) -> str:
         """Join a path (or take an absolute URL as is)."""
@@ -186,23 +201,77 @@ class HttpClient:
             return path
         return f"{self.base_url}/{path.lstrip('/')}" if path else self.base_url
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self.headers,
-                skip_auto_headers=("User-Agent",),
-                auto_decompress=True,
-            )
-        return self._session
+    def _target(self, path: str, params: Mapping[str, str] | None) -> tuple[Origin, str]:
+        # Paths repeat (one per endpoint and model), so their parse is kept; queries vary and are not.
+        if params:
+            return self._split(path, params)
+        key = (self.base_url, path)
+        found = self._targets.get(key)
+        if found is None:
+            found = self._split(path, None)
+            if len(self._targets) < 1024:
+                self._targets[key] = found
+        return found
 
-    def _timeout(
-        self, total: float | None, read: float | None, deadline_left: float | None
-    ) -> aiohttp.ClientTimeout:
-        if deadline_left is not None:
-            total = deadline_left if total is None else min(total, deadline_left)
-        return aiohttp.ClientTimeout(total=total, sock_connect=self.connect_timeout, sock_read=read)
+    def _split(self, path: str, params: Mapping[str, str] | None) -> tuple[Origin, str]:
+        try:
+            return split_url(self.url(path), params)
+        except InvalidURL as exc:
+            raise ConfigError(f"{self.provider}: invalid base URL {self.url(path)!r} ({exc})") from exc
+
+    def _pool(self, origin: Origin) -> Pool:
+        pool = self._pools.get(origin.key)
+        if pool is None or pool.loop is not asyncio.get_running_loop():
+            pool = self._pools[origin.key] = Pool(origin, self.max_connections, self.connect_timeout)
+        return pool
+
+    def _head(
+        self, method: str, origin: Origin, target: str, extra: Mapping[str, str] | None, length: int | None
+    ) -> bytes:
+        fixed = self._fixed
+        if fixed is None:
+            try:
+                fixed = self._fixed = header_lines(self.headers)
+            except InvalidURL as exc:
+                raise ConfigError(f"{self.provider}: {exc}") from exc
+        try:
+            return request_head(method, target, origin, fixed, extra, length)
+        except InvalidURL as exc:
+            raise ConfigError(f"{self.provider}: {exc}") from exc
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> Connection:
+        """Send one request and return its connection once the response's header block arrived."""
+        data = msgspec.json.encode(body) if body is not None else None
+        if data is not None:
+            headers = {"content-type": "application/json", **headers} if headers else _JSON
+        origin, target = self._target(path, params)
+        head = self._head(method, origin, target, headers, len(data) if data is not None else None)
+        pool = self._pool(origin)
+        fresh = False
+        while True:
+            conn = await pool.acquire(fresh)
+            conn.send(head, data)
+            try:
+                while not conn.headers_done:
+                    await conn.wait()
+            except ConnectionClosed:
+                # An idle connection the origin closed as we reused it: nothing was processed, so the
+                # request goes again, once, on a new connection.
+                if conn.reused and not conn.got_bytes and not fresh:
+                    fresh = True
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            return conn
 
     async def request(
         self,
@@ -219,24 +288,17 @@ class HttpClient:
         Raises:
             ProviderError: timeout, connection failure or truncated body (HTTP errors are returned).
         """
-        data = msgspec.json.encode(body) if body is not None else None
-        hdrs = {"content-type": "application/json", **(headers or {})} if data is not None else headers
+        total = self.timeout if deadline_left is None else min(self.timeout, deadline_left)
         try:
-            async with self._get_session().request(
-                method,
-                self.url(path),
-                data=data,
-                params=params,
-                headers=hdrs,
-                timeout=self._timeout(self.timeout, None, deadline_left),
-            ) as resp:
-                raw = await resp.read()
-                return RawResponse(resp.status, _lower(resp.headers), raw)
-        except ValueError as exc:  # aiohttp raises InvalidURL (a ValueError) for a bad base_url
-            if isinstance(exc, aiohttp.InvalidURL):
-                raise ConfigError(f"{self.provider}: invalid base URL {self.url(path)!r}") from exc
-            raise
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            async with asyncio.timeout(total):
+                conn = await self._exchange(method, path, body, params, headers)
+                resp = Response(conn, None, None)
+                try:
+                    raw = await resp.read()
+                finally:
+                    resp.release()
+                return RawResponse(resp.status, resp.headers, raw)
+        except (ConnectionError, OSError, TimeoutError) as exc:
             raise transport_error(self.provider, exc) from exc
 
     async def open_stream(
@@ -247,41 +309,36 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         deadline_left: float | None = None,
-    ) -> aiohttp.ClientResponse:
-        """POST and return the response once its headers arrived; the caller must release it.
+    ) -> Response:
+        """POST and return the response once its headers arrived; the caller must ``release`` it.
 
         The body is then read with ``timeout`` allowed between two reads (an idle timeout), bounded by
         the request deadline.
         """
-        data = msgspec.json.encode(body)
-        hdrs = {"content-type": "application/json", **(headers or {})}
-        session = self._get_session()
+        loop = asyncio.get_running_loop()
+        deadline = None if deadline_left is None else loop.time() + deadline_left
+        wait = self.timeout if deadline_left is None else min(self.timeout, deadline_left)
         try:
-            return await session.post(
-                self.url(path),
-                data=data,
-                params=params,
-                headers=hdrs,
-                timeout=self._timeout(None, self.timeout, deadline_left),
-            )
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            async with asyncio.timeout(wait):
+                conn = await self._exchange("POST", path, body, params, headers)
+            return Response(conn, self.timeout, deadline)
+        except (ConnectionError, OSError, TimeoutError) as exc:
             raise transport_error(self.provider, exc) from exc
 
     async def aclose(self) -> None:
-        """Close the pool."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Close the pools' idle connections."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
+_JSON: Final = {"content-type": "application/json"}
 
 
 _LINE_END = re.compile("\r\n|\r|\n")
 
 
-async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[str]]:
+async def _line_batches(resp: Response, provider: str) -> AsyncIterator[list[str]]:
     """Yield the complete lines of each network read (LF, CRLF and CR line ends), ends stripped.
 
     One item per read rather than per line: an SSE event is two lines, and every generator step costs
@@ -291,7 +348,7 @@ async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
     pending_cr = False
     decoder = _utf8_decoder()
     try:
-        async for raw in resp.content.iter_any():
+        async for raw in resp.iter_chunks():
             text = decoder.decode(raw)
             if pending_cr and text.startswith("\n"):
                 text = text[1:]
@@ -304,14 +361,14 @@ async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
             lines = _LINE_END.split(buf)
             buf = lines.pop()
             yield lines
-    except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+    except (ConnectionError, OSError, TimeoutError) as exc:
         raise transport_error(provider, exc) from exc
     buf += decoder.decode(b"", final=True)
     if buf:
         yield [buf]
 
 
-async def iter_sse(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[SSEEvent]:
+async def iter_sse(resp: Response, provider: str) -> AsyncIterator[SSEEvent]:
     """Decode a ``text/event-stream`` body into events (comments and ``id``/``retry`` fields ignored)."""
     event = ""
     data: list[str] = []
@@ -335,7 +392,7 @@ async def iter_sse(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator
         yield SSEEvent(event or "message", "\n".join(data))
 
 
-async def iter_ndjson(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[str]:
+async def iter_ndjson(resp: Response, provider: str) -> AsyncIterator[str]:
     """Yield the non-empty lines of an NDJSON body."""
     async for lines in _line_batches(resp, provider):
         for line in lines:

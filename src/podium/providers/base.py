@@ -388,9 +388,7 @@ class HttpProvider(Provider):
         try:
             if resp.status >= 400:
                 raw = await self._read(resp)
-                raise self._fail(
-                    RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw)
-                )
+                raise self._fail(RawResponse(resp.status, resp.headers, raw))
             ctype = resp.headers.get("content-type", "")
             if "json" in ctype and "ndjson" not in ctype:
                 chunks = parser.feed_body(await self._read(resp), self.wire)
