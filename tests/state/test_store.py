@@ -99,10 +99,18 @@ async def test_refund_and_debt_adjust_the_bucket(store: StateStore) -> None:
 
 
 async def test_hash_increments_accumulate(store: StateStore) -> None:
-    ops = [HashIncr("h", "cost|gpt|gpt-4o", 123, ttl=60), HashIncr("h", "requests|gpt|gpt-4o", 1, ttl=60)]
+    ops = [
+        HashIncr("h", (("cost|gpt|gpt-4o", 123), ("requests|gpt|gpt-4o", 1)), ttl=60),
+        HashIncr("h2", (("cost|gpt|gpt-4o", 5),), ttl=60),
+        HashIncr("h", (("requests|gpt|gpt-4o", 1),), ttl=60),
+    ]
     await store.commit(ops)
     await store.commit(ops)
-    assert await store.hashes(["h", "missing"]) == [{"cost|gpt|gpt-4o": 246, "requests|gpt|gpt-4o": 2}, {}]
+    assert await store.hashes(["h", "h2", "missing"]) == [
+        {"cost|gpt|gpt-4o": 246, "requests|gpt|gpt-4o": 4},
+        {"cost|gpt|gpt-4o": 10},
+        {},
+    ]
 
 
 async def test_generic_primitives(store: StateStore) -> None:

@@ -166,12 +166,13 @@ class Ledger:
     ) -> list[HashIncr]:
         """The increments one settled request adds (submitted with the rest of its settlement)."""
         suffix = f"|{provider}|{model}"
-        values = {"c": cost_nanos, "p": usage.prompt_tokens, "o": usage.completion_tokens, "n": 1}
-        return [
-            HashIncr(key, metric + suffix, value, _TTL[span])
-            for span, key in _keys(tenant, at).items()
-            for metric, value in values.items()
-        ]
+        fields = (
+            ("c" + suffix, cost_nanos),
+            ("p" + suffix, usage.prompt_tokens),
+            ("o" + suffix, usage.completion_tokens),
+            ("n" + suffix, 1),
+        )
+        return [HashIncr(key, fields, _TTL[span]) for span, key in _keys(tenant, at).items()]
 
     async def summary(self, tenant: str) -> CostSummary:
         """Total, today, this month, the month's projection, and spend by provider and model."""

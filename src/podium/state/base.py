@@ -155,11 +155,16 @@ class BudgetSettle:
 
 @dataclass(frozen=True, slots=True)
 class HashIncr:
-    """Add integer ``amount`` to ``field`` of the hash ``key`` and keep the hash ``ttl`` seconds."""
+    """Add integer amounts to fields of the hash ``key`` and keep the hash ``ttl`` seconds.
+
+    Attributes:
+        key: The hash.
+        fields: ``(field, amount)`` pairs (one op per hash: a ledger settlement touches four hashes).
+        ttl: Seconds the hash lives after this increment.
+    """
 
     key: str
-    field: str
-    amount: int
+    fields: tuple[tuple[str, int], ...]
     ttl: float
 
 

@@ -153,15 +153,11 @@ class MemoryStateStore:
         now = self._clock()
         spent: dict[int, int] = {}
         flags: list[str] = []
-        hash_key, values = "", {}  # the last hash incremented, and its fields
         for i, op in enumerate(ops):
-            if not isinstance(op, HashIncr):
-                hash_key = ""  # another kind of op came between: look the next hash up afresh
             if isinstance(op, HashIncr):  # the cost ledger's increments: most ops of a settlement
-                # They come grouped by key (four fields per ledger hash): look each hash up once.
-                if op.key != hash_key:
-                    hash_key, values = op.key, self._hash(op, now)
-                values[op.field] = values.get(op.field, 0) + op.amount
+                values = self._hash(op, now)
+                for name, amount in op.fields:
+                    values[name] = values.get(name, 0) + amount
             elif isinstance(op, BucketAdjust):
                 tokens = self._bucket_level(op.key, op.capacity, op.rate, now)
                 self._put_bucket(

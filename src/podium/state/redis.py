@@ -119,7 +119,9 @@ class RedisStateStore:
                     keys.append(self._k(flag))
                     args.append(str(level))
             else:
-                args += ["h", op.field, str(op.amount), _num(op.ttl)]
+                args += ["h", _num(op.ttl), str(len(op.fields))]
+                for name, amount in op.fields:
+                    args += [name, str(amount)]
         raw = [_text(v) for v in await self._commit(keys=keys, args=args)]
         bar = raw.index("|")
         spent = {int(raw[i]): int(raw[i + 1]) for i in range(0, bar, 2)}

@@ -4,7 +4,7 @@
 --   'a', capacity, rate, amount                  KEYS: bucket
 --   'x', member                                  KEYS: slot set
 --   'g', release, charge, ttl, flag_ttl, n, l1..ln   KEYS: budget, flag1..flagn
---   'h', field, amount, ttl                      KEYS: hash
+--   'h', ttl, n, field1, amount1 .. fieldn, amountn   KEYS: hash
 -- Returns {op index (0-based), spent, ...} for each budget op, then '|', then the flag keys set.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -51,9 +51,13 @@ while ai <= #ARGV do
     out[#out + 1] = s
     ki, ai = ki + 1 + n, ai + 6 + n
   else
-    redis.call('HINCRBY', KEYS[ki], ARGV[ai + 1], ARGV[ai + 2])
-    redis.call('PEXPIRE', KEYS[ki], math.ceil(tonumber(ARGV[ai + 3]) * 1000))
-    ki, ai = ki + 1, ai + 4
+    local key = KEYS[ki]
+    local n = tonumber(ARGV[ai + 2])
+    for j = 1, n do
+      redis.call('HINCRBY', key, ARGV[ai + 1 + 2 * j], ARGV[ai + 2 + 2 * j])
+    end
+    redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[ai + 1]) * 1000))
+    ki, ai = ki + 1, ai + 3 + 2 * n
   end
   idx = idx + 1
 end
