@@ -8,8 +8,9 @@ does not leak.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
+
+import msgspec
 
 Role = Literal["admin", "tenant_admin", "user", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -33,8 +34,7 @@ Permission = Literal[
 AuthMethod = Literal["api_key", "jwt", "none"]
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(msgspec.Struct, frozen=True):
     """An authenticated caller.
 
     Attributes:

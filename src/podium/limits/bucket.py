@@ -8,11 +8,10 @@ one more every window/N seconds. The same arithmetic runs inside the Redis Lua s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Taken:
+class Taken(msgspec.Struct, frozen=True):
     """The outcome of :func:`take`.
 
     Attributes:

@@ -8,7 +8,6 @@ capacity frees up, never what is charged).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import msgspec
 
@@ -18,8 +17,7 @@ CHARS_PER_TOKEN = 4.0
 _PER_MESSAGE = 4  # role and separators each message adds in chat formats
 
 
-@dataclass(frozen=True, slots=True)
-class RequestEstimate:
+class RequestEstimate(msgspec.Struct, frozen=True):
     """What a request may use.
 
     Attributes:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import msgspec
 
 from podium._ids import new_id
 from podium.costs.alerts.base import BudgetAlert
@@ -64,8 +66,7 @@ class GuardOptions:
     default_max_tokens: int = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(msgspec.Struct, frozen=True):
     """What a request cost.
 
     Attributes:
@@ -81,8 +82,7 @@ class Settlement:
     alerts: tuple[BudgetAlert, ...] = ()
 
 
-@dataclass(eq=False)
-class Permit:
+class Permit(msgspec.Struct, eq=False):
     """One upstream attempt admitted by :meth:`Guard.admit_provider`."""
 
     ticket: Ticket
@@ -91,8 +91,7 @@ class Permit:
     plan: LimitPlan | None
 
 
-@dataclass(eq=False)
-class Ticket:
+class Ticket(msgspec.Struct, eq=False):
     """An admitted request: what it holds until it is settled or cancelled.
 
     Attributes:
@@ -109,14 +108,14 @@ class Ticket:
     tokens: int
     plans: list[LimitPlan]
     budgets: list[tuple[BudgetRef, int]]
-    id: str = field(default_factory=new_id)
-    headers: dict[str, str] = field(default_factory=dict)
-    permits: list[Permit] = field(default_factory=list)
+    id: str = msgspec.field(default_factory=new_id)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    permits: list[Permit] = msgspec.field(default_factory=list)
     state: Literal["open", "settled", "cancelled"] = "open"
     settlement: Settlement | None = None
     charged_tokens: int = 0
-    started: float = field(default_factory=time.monotonic)
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = msgspec.field(default_factory=time.monotonic)
+    started_at: datetime = msgspec.field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def reserved(self) -> int:
@@ -124,8 +123,7 @@ class Ticket:
         return max((amount for _, amount in self.budgets), default=0)
 
 
-@dataclass(frozen=True, slots=True)
-class _Source:
+class _Source(msgspec.Struct, frozen=True):
     plan: LimitPlan | None
     limit_name: str
     ref: BudgetRef | None
@@ -194,8 +192,17 @@ class Guard:
             BudgetExceeded: a hard budget cannot cover the request's maximum cost (HTTP 402, ``scope``).
         """
         out = estimate.max_tokens if estimate.max_tokens is not None else self.options.default_max_tokens
+        now = self.budgets.now()
         ticket = Ticket(
-            tenant, key_id, provider, estimate.model, estimate, estimate.prompt_tokens + out, [], []
+            tenant,
+            key_id,
+            provider,
+            estimate.model,
+            estimate,
+            estimate.prompt_tokens + out,
+            [],
+            [],
+            started_at=now,
         )
         scoped: tuple[tuple[LimitScope, str | None], ...] = (
             ("tenant", tenant),
@@ -207,8 +214,6 @@ class Guard:
                 plan = self.limiter.plan(scope, target, ticket.tokens, ticket.id)
                 if plan is not None:
                     ticket.plans.append(plan)
-        now = self.budgets.now()
-        ticket.started_at = now
         refs = self.budgets.refs(tenant, key_id, now)
         # Pricing is the costliest step of admission: skip it when no budget needs the reservation.
         amount = self._max_cost(tenant, provider, estimate.model, estimate) if refs else 0

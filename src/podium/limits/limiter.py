@@ -39,8 +39,7 @@ def slot_key(scope: str, target: str) -> str:
     return f"cc:{scope}:{target}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Take:
+class _Take(msgspec.Struct, frozen=True):
     check: BucketTake
     rule: BucketRule
 

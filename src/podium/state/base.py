@@ -17,8 +17,9 @@ ledger can reach fits in a double (and so in a Redis Lua number) without roundin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias, runtime_checkable
+
+import msgspec
 
 NANOS_PER_USD = 1_000_000_000
 
@@ -36,8 +37,7 @@ def to_usd(nanos: int) -> float:
 # ---- checks: what reserve() takes, all or nothing ----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BucketTake:
+class BucketTake(msgspec.Struct, frozen=True):
     """Take ``amount`` tokens from a token bucket that holds at most ``capacity`` and refills at ``rate``/s.
 
     A bucket that does not exist yet is full. The take succeeds when the bucket holds ``amount`` after
@@ -51,8 +51,7 @@ class BucketTake:
     amount: float
 
 
-@dataclass(frozen=True, slots=True)
-class SlotAcquire:
+class SlotAcquire(msgspec.Struct, frozen=True):
     """Hold one of ``limit`` concurrency slots under ``member`` until released or ``ttl`` seconds pass.
 
     The ttl frees slots of a replica that died mid-request.
@@ -64,8 +63,7 @@ class SlotAcquire:
     ttl: float
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetReserve:
+class BudgetReserve(msgspec.Struct, frozen=True):
     """Reserve ``amount`` nano-dollars against a budget period.
 
     With ``limit`` set (a hard budget) the reservation succeeds only while
@@ -82,8 +80,7 @@ class BudgetReserve:
 Check: TypeAlias = BucketTake | SlotAcquire | BudgetReserve
 
 
-@dataclass(frozen=True, slots=True)
-class BucketLevel:
+class BucketLevel(msgspec.Struct, frozen=True):
     """A bucket after a successful take: what ``x-ratelimit-*`` headers report."""
 
     remaining: float
@@ -91,8 +88,7 @@ class BucketLevel:
     """Seconds until the bucket is full again."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(msgspec.Struct, frozen=True):
     """The outcome of :meth:`StateStore.reserve`.
 
     Attributes:
@@ -107,7 +103,7 @@ class Reservation:
     ok: bool
     failed: int | None = None
     retry_after: float = 0.0
-    levels: Mapping[int, BucketLevel] = field(default_factory=dict)
+    levels: Mapping[int, BucketLevel] = msgspec.field(default_factory=dict)
     spent: int = 0
     reserved: int = 0
 
@@ -115,8 +111,7 @@ class Reservation:
 # ---- ops: what commit() applies, unconditionally ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BucketAdjust:
+class BucketAdjust(msgspec.Struct, frozen=True):
     """Give back ``amount`` tokens (negative: take more, possibly below zero) to a token bucket.
 
     The bucket never rises above ``capacity``; going below zero is a debt that later requests wait out.
@@ -128,16 +123,14 @@ class BucketAdjust:
     amount: float
 
 
-@dataclass(frozen=True, slots=True)
-class SlotRelease:
+class SlotRelease(msgspec.Struct, frozen=True):
     """Free the concurrency slot held under ``member``."""
 
     key: str
     member: str
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetSettle:
+class BudgetSettle(msgspec.Struct, frozen=True):
     """Turn a reservation into spend: ``reserved -= release``, ``spent += charge`` (nano-dollars).
 
     For every ``(flag_key, level)`` in ``thresholds`` whose level the new spend reached, the flag is set
@@ -153,8 +146,7 @@ class BudgetSettle:
     flag_ttl: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class HashIncr:
+class HashIncr(msgspec.Struct, frozen=True):
     """Add integer amounts to fields of the hash ``key`` and keep the hash ``ttl`` seconds.
 
     Attributes:
@@ -171,8 +163,7 @@ class HashIncr:
 Op: TypeAlias = BucketAdjust | SlotRelease | BudgetSettle | HashIncr
 
 
-@dataclass(frozen=True, slots=True)
-class Committed:
+class Committed(msgspec.Struct, frozen=True):
     """The outcome of :meth:`StateStore.commit`.
 
     Attributes:
@@ -180,20 +171,18 @@ class Committed:
         flags: The threshold flag keys this call set (each set once per period across replicas).
     """
 
-    spent: Mapping[int, int] = field(default_factory=dict)
+    spent: Mapping[int, int] = msgspec.field(default_factory=dict)
     flags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class BucketState:
+class BucketState(msgspec.Struct, frozen=True):
     """A bucket's tokens now (after refill), for status reports."""
 
     tokens: float
     reset: float
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetState:
+class BudgetState(msgspec.Struct, frozen=True):
     """A budget period's totals, nano-dollars."""
 
     spent: int = 0
