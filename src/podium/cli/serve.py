@@ -8,9 +8,11 @@ drains the record writer.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,7 @@ def build_app(config: str | None = None, no_auth: bool = False) -> Starlette:
     authenticator: Authenticator | None = None
     if not no_auth and auth.enabled:
         authenticator = _StartedAuthenticator(orchestrator, auth)
-    return create_app(
+    app = create_app(
         orchestrator,
         authenticator=authenticator,
         auth_enabled=authenticator is not None,
@@ -70,6 +72,31 @@ def build_app(config: str | None = None, no_auth: bool = False) -> Starlette:
         max_body_bytes=server.max_body_bytes,
         manage_orchestrator=True,
     )
+    app.router.lifespan_context = _frozen_heap(app.router.lifespan_context)
+    return app
+
+
+def _frozen_heap(inner: Any) -> Any:
+    """Wrap a lifespan so that what start-up built is moved out of the collector's sight while serving.
+
+    Why: a served process holds a large, long-lived heap (modules, schemas, price tables, config), and
+    every full collection walks all of it. Measured with wrk at concurrency 1 against the harness's
+    nginx: full collections took 60-106 ms each and set the p99 latency (64-70 ms); with the start-up
+    heap frozen, p99 was 8.8 ms and the maximum 14.6 ms. Only ``podium serve`` does this: a library
+    user's process is theirs to tune.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            gc.collect()
+            gc.freeze()
+            try:
+                yield state
+            finally:
+                gc.unfreeze()
+
+    return lifespan
 
 
 def worker_app() -> Starlette:
