@@ -13,8 +13,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from podium.errors import Conflict, NotFound
@@ -91,9 +89,18 @@ async def insert_messages(
     first: dict[str, ConversationMessageRecord] = {}
     for r in records:
         first.setdefault(r.conversation_id, r)
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # The dialect's own insert (ON CONFLICT DO NOTHING), imported here: a gateway on SQLite never loads
+    # the PostgreSQL dialect, and one on PostgreSQL never loads SQLite's.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        ignore_existing: Any = pg_insert(conversations).on_conflict_do_nothing(index_elements=["id"])
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        ignore_existing = sqlite_insert(conversations).on_conflict_do_nothing(index_elements=["id"])
     await conn.execute(
-        dialect_insert(conversations).on_conflict_do_nothing(index_elements=["id"]),
+        ignore_existing,
         [
             {
                 "id": cid,
