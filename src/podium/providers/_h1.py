@@ -20,7 +20,7 @@ import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Final, cast
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
 import httptools
 
@@ -54,22 +54,21 @@ class Origin:
     """Where a pool connects: scheme, host, port, and the request-line and Host header that go with them.
 
     Args:
-        url: Any absolute ``http://`` or ``https://`` URL on the origin.
+        parts: An absolute ``http://`` or ``https://`` URL on the origin, split.
 
     Raises:
-        InvalidURL: not an http(s) URL with a host.
+        InvalidURL: not an http(s) URL with a host, or a port out of range.
     """
 
     __slots__ = ("host", "host_header", "key", "port", "tls")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, parts: SplitResult) -> None:
         try:
-            parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
             raise InvalidURL(str(exc)) from exc
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidURL(f"not an http(s) URL with a host: {url!r}")
+            raise InvalidURL(f"not an http(s) URL with a host: {parts.geturl()!r}")
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
         default = 443 if self.tls else 80
@@ -80,17 +79,19 @@ class Origin:
 
 
 def split_url(url: str, params: Mapping[str, str] | None) -> tuple[Origin, str]:
-    """Return the origin of an absolute URL and its request target (path and query)."""
-    origin = Origin(url)
-    rest = url.split("://", 1)[1]
-    slash = rest.find("/")
-    target = rest[slash:] if slash >= 0 else "/"
-    if "?" in rest and slash < 0:
-        target = "/" + rest[rest.index("?") :]
-    target = target.split("#", 1)[0]
+    """Return the origin of an absolute URL and its request target (path and query, no fragment).
+
+    Raises:
+        InvalidURL: not an http(s) URL with a host.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InvalidURL(str(exc)) from exc
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if params:
-        target += ("&" if "?" in target else "?") + urlencode(params)
-    return origin, target
+        target += ("&" if parts.query else "?") + urlencode(params)
+    return Origin(parts), target
 
 
 class Connection(asyncio.Protocol):

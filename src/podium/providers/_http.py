@@ -154,7 +154,7 @@ def transport_error(provider: str, exc: BaseException) -> ProviderError:
         return MalformedResponse(f"{provider}: response body was truncated ({exc})", provider=provider)
     if isinstance(exc, BadResponse):
         return MalformedResponse(f"{provider}: {exc}", provider=provider)
-    if isinstance(exc, ConnectionError | OSError):
+    if isinstance(exc, OSError):  # resets, aborts and other socket errors (ConnectionError included)
         return ProviderUnavailable(
             f"{provider}: connection lost ({exc.__class__.__name__})",
             provider=provider,

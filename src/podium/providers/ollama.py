@@ -441,8 +441,7 @@ class OllamaProvider(HttpProvider):
         parser = self.wire.stream_parser()
         try:
             if resp.status >= 400:
-                headers = resp.headers
-                raise self._fail(RawResponse(resp.status, headers, await self._read(resp)))
+                raise self._fail(RawResponse(resp.status, resp.headers, await self._read(resp)))
             # A server that ignores "stream" answers one JSON object, which is a one-line NDJSON body too.
             async for line in iter_ndjson(resp, self.name):
                 for chunk in parser.feed("", line):
