@@ -9,7 +9,6 @@ every adapter share one streaming and error path.
 from __future__ import annotations
 
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Literal
@@ -18,6 +17,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
 
+from podium import _ids
 from podium.backend import CallContext
 from podium.errors import MalformedResponse, PodiumError, ProviderError, RequestError
 from podium.providers._http import HttpClient, RawResponse, error_for_status, iter_ndjson, iter_sse
@@ -511,5 +511,6 @@ class HttpProvider(Provider):
 
 
 def new_id(prefix: str = "chatcmpl") -> str:
-    """A fresh response id for providers that send none."""
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+    """A fresh response id for providers that send none: ``prefix-`` and 24 hex characters."""
+    # podium's id source (no kernel random read per id): part of the process prefix and the counter.
+    return f"{prefix}-{_ids.new_id()[-24:]}"
