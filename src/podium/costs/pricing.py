@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from podium.state.base import NANOS_PER_USD, to_usd
+from podium.types import Usage
 
 if TYPE_CHECKING:
     from genai_prices.types import ModelInfo
-from podium.types import Usage
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
 }
 _BEGIN_OPTION = "podium_sqlite_begin"
-# PostgreSQL refuses NaN in JSON; refusing it everywhere makes a record fail the same way on SQLite.
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -91,6 +90,7 @@ class Database:
     ) -> None:
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
+        # PostgreSQL refuses NaN in JSON; refusing it everywhere makes a record fail the same way on SQLite.
         kwargs: dict[str, Any] = {"echo": echo, "json_serializer": jsontext.strict}
         if self.is_sqlite:
             _create_parent_dir(self.url)
