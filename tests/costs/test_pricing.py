@@ -129,3 +129,24 @@ def test_every_model_of_the_major_providers_costs_what_genai_prices_says() -> No
             )
             checked += 1
     assert checked > 300  # the comparison really covered the catalogue
+
+
+def test_changed_prices_apply_to_the_next_request() -> None:
+    """Resolved prices are kept between requests; a provider's new prices must still apply at once."""
+    pricing = Pricing()
+    pricing.set_provider("vllm", prices={"input": 1, "output": 2})
+    usage = Usage(1_000_000, 1_000_000, 2_000_000)
+    assert pricing.cost(usage, model="m", provider="vllm").usd == pytest.approx(3.0)
+    pricing.set_provider("vllm", prices={"input": 10, "output": 20})
+    assert pricing.cost(usage, model="m", provider="vllm").usd == pytest.approx(30.0)
+    pricing.remove_provider("vllm")
+    assert pricing.cost(usage, model="m", provider="vllm").source == "unknown"
+
+
+def test_fractional_nano_prices_round_half_even() -> None:
+    """$0.0375 per million tokens is 37.5 nano-dollars a token: sums stay exact, rounded once."""
+    pricing = Pricing()
+    pricing.set_provider("cheap", prices={"input": 0.0375, "output": 0.0375})
+    assert pricing.cost(Usage(3, 0, 3), model="m", provider="cheap").nanos == 112  # 112.5 -> even
+    assert pricing.cost(Usage(5, 0, 5), model="m", provider="cheap").nanos == 188  # 187.5 -> even
+    assert pricing.cost(Usage(2, 2, 4), model="m", provider="cheap").nanos == 150

@@ -10,6 +10,7 @@ providers (types listed in ``local_types``, ``ollama`` by default, or any provid
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,16 +45,15 @@ class PriceOverride(BaseModel):
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
 
+    def rates(self) -> tuple[Decimal, Decimal, Decimal]:
+        """(input, cached input, output) in US dollars per million tokens, exact as written."""
+        cached = self.input if self.cached_input is None else self.cached_input
+        return Decimal(str(self.input)), Decimal(str(cached)), Decimal(str(self.output))
+
     def nanos(self, usage: Usage) -> int:
         """The exact cost of ``usage`` at these prices, in nano-dollars."""
-        cached = min(usage.cached_tokens, usage.prompt_tokens)
-        cached_price = self.input if self.cached_input is None else self.cached_input
-        total = (
-            Decimal(usage.prompt_tokens - cached) * Decimal(str(self.input))
-            + Decimal(cached) * Decimal(str(cached_price))
-            + Decimal(usage.completion_tokens) * Decimal(str(self.output))
-        ) * _PER_MILLION
-        return int(total.to_integral_value(ROUND_HALF_EVEN))
+        per_token = [p * _PER_MILLION for p in self.rates()]
+        return _decimal_nanos(usage, per_token[0], per_token[1], per_token[2])
 
 
 class Cost(msgspec.Struct, frozen=True):
@@ -99,6 +99,7 @@ class Pricing:
         self._genai_ids_cache: frozenset[str] | None = None
         self._models: dict[tuple[str, str | None], ModelInfo | None] = {}
         self._unknown_logged: set[tuple[str | None, str]] = set()
+        self._rates: dict[tuple[str, str | None, str], tuple[_Rate, float]] = {}
 
     def set_provider(
         self,
@@ -130,35 +131,34 @@ class Pricing:
             default=None if prices is None else _as_override(prices),
             models={m: _as_override(p) for m, p in (models or {}).items()},
         )
+        self._rates.clear()
 
     def remove_provider(self, provider: str, *, tenant: str | None = None) -> None:
         """Forget what was registered for a provider."""
         self._providers.pop((tenant, provider), None)
+        self._rates.clear()
 
     def cost(self, usage: Usage, *, model: str, provider: str | None = None, tenant: str = "default") -> Cost:
         """The cost of ``usage`` on ``model`` served by ``provider``."""
-        entry = None
-        if provider is not None:
-            entry = self._providers.get((tenant, provider)) or self._providers.get((None, provider))
-        if entry is not None:
-            override = entry.models.get(model, entry.default)
-            if override is not None:
-                return Cost(override.nanos(usage), "override")
-            if entry.local:
-                return Cost(0, "local")
-        kind = entry.kind if entry is not None else None
-        nanos = self._genai(usage, model, kind)
-        if nanos is None:
-            if (kind, model) not in self._unknown_logged:
-                self._unknown_logged.add((kind, model))
-                logger.warning(
-                    "no price known for model %r (provider type %r): counted as $0; give the provider "
-                    "prices to cost and budget it",
-                    model,
-                    kind,
-                )
-            return Cost(0, "unknown")
-        return Cost(nanos, "genai-prices")
+        key = (tenant, provider, model)
+        found = self._rates.get(key)
+        if found is None or found[1] < time.monotonic():
+            found = self._resolve(key)
+        rate = found[0]
+        if not rate.cached_flat and usage.cached_tokens:
+            return Cost(self._genai_general(usage, model, rate.hint), rate.source)
+        if rate.ints is not None:
+            p_in, p_cached, p_out = rate.ints
+            cached = min(usage.cached_tokens, usage.prompt_tokens)
+            return Cost(
+                (usage.prompt_tokens - cached) * p_in + cached * p_cached + usage.completion_tokens * p_out,
+                rate.source,
+            )
+        if rate.decimals is not None:
+            return Cost(_decimal_nanos(usage, *rate.decimals), rate.source)
+        if rate.source == "unknown":
+            return _UNKNOWN
+        return Cost(self._genai_general(usage, model, rate.hint), rate.source)
 
     def max_cost(
         self,
@@ -175,6 +175,40 @@ class Pricing:
         )
         return self.cost(usage, model=model, provider=provider, tenant=tenant)
 
+    def _resolve(self, key: tuple[str, str | None, str]) -> tuple[_Rate, float]:
+        """Find the rate of (tenant, provider, model) and keep it for ``_RATE_TTL`` seconds.
+
+        Every request is priced up to three times (its reservation, a failover's top-up, the
+        settlement): the lookup through registrations and the ``genai-prices`` table happens here once
+        a while, not per call. A dated price change in ``genai-prices`` is seen within the TTL.
+        """
+        tenant, provider, model = key
+        entry = None
+        if provider is not None:
+            entry = self._providers.get((tenant, provider)) or self._providers.get((None, provider))
+        rate: _Rate | None = None
+        if entry is not None:
+            override = entry.models.get(model, entry.default)
+            if override is not None:
+                rate = _Rate.flat("override", *override.rates())
+            elif entry.local:
+                rate = _Rate.flat("local", _ZERO, _ZERO, _ZERO)
+        if rate is None:
+            kind = entry.kind if entry is not None else None
+            rate = self._genai_rate(model, kind)
+            if rate.source == "unknown" and (kind, model) not in self._unknown_logged:
+                self._unknown_logged.add((kind, model))
+                logger.warning(
+                    "no price known for model %r (provider type %r): counted as $0; give the provider "
+                    "prices to cost and budget it",
+                    model,
+                    kind,
+                )
+        if len(self._rates) >= _MAX_RATES:
+            self._rates.clear()  # a bound against unbounded model names; refilled on demand
+        found = self._rates[key] = (rate, time.monotonic() + _RATE_TTL)
+        return found
+
     @property
     def _genai_ids(self) -> frozenset[str]:
         if self._genai_ids_cache is None:
@@ -183,7 +217,7 @@ class Pricing:
             self._genai_ids_cache = frozenset(p.id for p in get_snapshot().providers)
         return self._genai_ids_cache
 
-    def _genai(self, usage: Usage, model: str, kind: str | None) -> int | None:
+    def _genai_rate(self, model: str, kind: str | None) -> _Rate:
         hint = kind if kind in self._genai_ids else None
         key = (model, hint)
         if key in self._models:
@@ -199,32 +233,82 @@ class Pricing:
                 info = None
             self._models[key] = info
         if info is None:
-            return None
+            return _Rate("unknown", hint)
         # The package's own calculation is general (every unit, tiers, audio, images) and costs about
         # 70 us a call; text-only usage at flat rates is three multiplications of the same prices.
         rates = info.get_prices(datetime.now(tz=UTC))
-        cached = min(usage.cached_tokens, usage.prompt_tokens)
         p_in, p_out = _flat(rates.input_mtok), _flat(rates.output_mtok)
         p_cached = rates.cache_read_mtok if isinstance(rates.cache_read_mtok, Decimal) else None
-        if p_in is not None and p_out is not None and (cached == 0 or p_cached is not None):
-            total = (
-                Decimal(usage.prompt_tokens - cached) * p_in
-                + Decimal(cached) * (p_cached or _ZERO)
-                + Decimal(usage.completion_tokens) * p_out
-            ) * _PER_MILLION
-            return int(total.to_integral_value(ROUND_HALF_EVEN))
+        if p_in is not None and p_out is not None:
+            # Without a flat cache-read price, cached tokens need the general calculation; the flat
+            # rate still serves every usage without cached tokens (nearly all of them).
+            return _Rate.flat("genai-prices", p_in, p_cached, p_out, hint=hint)
+        return _Rate("genai-prices", hint)
+
+    def _genai_general(self, usage: Usage, model: str, hint: str | None) -> int:
         import genai_prices
 
         genai_usage = genai_prices.Usage(
             input_tokens=usage.prompt_tokens,
             output_tokens=usage.completion_tokens,
-            cache_read_tokens=cached,
+            cache_read_tokens=min(usage.cached_tokens, usage.prompt_tokens),
         )
         price = genai_prices.calc_price(genai_usage, model, provider_id=hint)
         return int((price.total_price * NANOS_PER_USD).to_integral_value(ROUND_HALF_EVEN))
 
 
 _ZERO = Decimal(0)
+_UNKNOWN = Cost(0, "unknown")
+_RATE_TTL = 60.0
+_MAX_RATES = 4096
+
+
+class _Rate:
+    """A resolved price: nano-dollars per token as integers when exact, else as Decimals.
+
+    ``ints`` and ``decimals`` are (uncached input, cached input, output) per token; both None means
+    no flat rate (unknown, or priced by ``genai-prices``' general calculation). ``cached_flat`` is
+    False when cached input has no flat price: usage with cached tokens then takes the general path.
+    """
+
+    __slots__ = ("cached_flat", "decimals", "hint", "ints", "source")
+
+    def __init__(self, source: PriceSource, hint: str | None = None) -> None:
+        self.source = source
+        self.hint = hint
+        self.ints: tuple[int, int, int] | None = None
+        self.decimals: tuple[Decimal, Decimal, Decimal] | None = None
+        self.cached_flat = True
+
+    @classmethod
+    def flat(
+        cls,
+        source: PriceSource,
+        per_mtok_in: Decimal,
+        per_mtok_cached: Decimal | None,
+        per_mtok_out: Decimal,
+        *,
+        hint: str | None = None,
+    ) -> _Rate:
+        """A flat rate from US dollars per million tokens."""
+        rate = cls(source, hint)
+        rate.cached_flat = per_mtok_cached is not None
+        per_token = [p * _PER_MILLION for p in (per_mtok_in, per_mtok_cached or _ZERO, per_mtok_out)]
+        if all(p == p.to_integral_value() for p in per_token):
+            rate.ints = (int(per_token[0]), int(per_token[1]), int(per_token[2]))
+        else:
+            rate.decimals = (per_token[0], per_token[1], per_token[2])
+        return rate
+
+
+def _decimal_nanos(usage: Usage, p_in: Decimal, p_cached: Decimal, p_out: Decimal) -> int:
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    total = (
+        Decimal(usage.prompt_tokens - cached) * p_in
+        + Decimal(cached) * p_cached
+        + Decimal(usage.completion_tokens) * p_out
+    )
+    return int(total.to_integral_value(ROUND_HALF_EVEN))
 
 
 def _flat(price: object) -> Decimal | None:
