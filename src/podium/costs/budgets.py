@@ -145,14 +145,18 @@ class BudgetRef:
     limit: int
     # (flag key, nano-dollar level) of each alert threshold: the same for every settlement of the period.
     levels: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+    # POSIX time until which the period's record is kept: ttl() runs for every reservation and
+    # settlement, where one float subtraction is cheaper than datetime arithmetic.
+    keep_until: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         levels = tuple((self.flag(t), math.ceil(t * self.limit)) for t in self.budget.thresholds)
         object.__setattr__(self, "levels", levels)
+        object.__setattr__(self, "keep_until", (self.period.end + _KEEP_AFTER_END).timestamp())
 
     def ttl(self, now: datetime) -> float:
         """Seconds to keep the period's record: until a little after the period ends."""
-        return max(1.0, (self.period.end - now + _KEEP_AFTER_END).total_seconds())
+        return max(1.0, self.keep_until - now.timestamp())
 
     def flag(self, threshold: float | str) -> str:
         """The state key marking that ``threshold``'s alert (or ``"refused"``) was sent this period."""

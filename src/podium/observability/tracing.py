@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 try:
@@ -22,8 +22,9 @@ def tracing_enabled() -> bool:
     return _trace is not None
 
 
-@contextmanager
-def span(name: str, attributes: dict[str, str | int | float | bool] | None = None) -> Iterator[Any]:
+def span(
+    name: str, attributes: dict[str, str | int | float | bool] | None = None
+) -> AbstractContextManager[Any]:
     """A span around a block (``None`` without OpenTelemetry); an escaping exception is recorded on it.
 
     Args:
@@ -31,9 +32,17 @@ def span(name: str, attributes: dict[str, str | int | float | bool] | None = Non
         attributes: Span attributes (``podium.tenant``, ``podium.provider``, ...).
     """
     if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
-        # No SDK configured: the API's proxy would build a no-op span per call, for nothing.
-        yield None
-        return
+        # No SDK configured: the API's proxy would build a no-op span per call, for nothing; one shared
+        # empty context manager costs no allocation (spans wrap every request and upstream attempt).
+        return _NO_SPAN
+    return _recorded(name, attributes)
+
+
+_NO_SPAN: AbstractContextManager[Any] = nullcontext()
+
+
+@contextmanager
+def _recorded(name: str, attributes: dict[str, str | int | float | bool] | None) -> Iterator[Any]:
     tracer = _trace.get_tracer("podium")
     with tracer.start_as_current_span(name, attributes=attributes or {}) as current:
         yield current
