@@ -52,8 +52,9 @@ class PriceOverride(BaseModel):
 
     def nanos(self, usage: Usage) -> int:
         """The exact cost of ``usage`` at these prices, in nano-dollars."""
-        per_token = [p * _PER_MILLION for p in self.rates()]
-        return _decimal_nanos(usage, per_token[0], per_token[1], per_token[2])
+        nanos = _Rate.flat("override", *self.rates()).nanos(usage)
+        assert nanos is not None  # an override always prices cached input
+        return nanos
 
 
 class Cost(msgspec.Struct, frozen=True):
@@ -145,17 +146,9 @@ class Pricing:
         if found is None or found[1] < time.monotonic():
             found = self._resolve(key)
         rate = found[0]
-        if not rate.cached_flat and usage.cached_tokens:
-            return Cost(self._genai_general(usage, model, rate.hint), rate.source)
-        if rate.ints is not None:
-            p_in, p_cached, p_out = rate.ints
-            cached = min(usage.cached_tokens, usage.prompt_tokens)
-            return Cost(
-                (usage.prompt_tokens - cached) * p_in + cached * p_cached + usage.completion_tokens * p_out,
-                rate.source,
-            )
-        if rate.decimals is not None:
-            return Cost(_decimal_nanos(usage, *rate.decimals), rate.source)
+        nanos = rate.nanos(usage)
+        if nanos is not None:
+            return Cost(nanos, rate.source)
         if rate.source == "unknown":
             return _UNKNOWN
         return Cost(self._genai_general(usage, model, rate.hint), rate.source)
@@ -300,15 +293,23 @@ class _Rate:
             rate.decimals = (per_token[0], per_token[1], per_token[2])
         return rate
 
-
-def _decimal_nanos(usage: Usage, p_in: Decimal, p_cached: Decimal, p_out: Decimal) -> int:
-    cached = min(usage.cached_tokens, usage.prompt_tokens)
-    total = (
-        Decimal(usage.prompt_tokens - cached) * p_in
-        + Decimal(cached) * p_cached
-        + Decimal(usage.completion_tokens) * p_out
-    )
-    return int(total.to_integral_value(ROUND_HALF_EVEN))
+    def nanos(self, usage: Usage) -> int | None:
+        """The exact cost of ``usage`` in nano-dollars; None when only the general calculation can say."""
+        if not self.cached_flat and usage.cached_tokens:
+            return None
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        if self.ints is not None:
+            p_in, p_cached, p_out = self.ints
+            return (usage.prompt_tokens - cached) * p_in + cached * p_cached + usage.completion_tokens * p_out
+        if self.decimals is None:
+            return None
+        d_in, d_cached, d_out = self.decimals
+        total = (
+            Decimal(usage.prompt_tokens - cached) * d_in
+            + Decimal(cached) * d_cached
+            + Decimal(usage.completion_tokens) * d_out
+        )
+        return int(total.to_integral_value(ROUND_HALF_EVEN))
 
 
 def _flat(price: object) -> Decimal | None:
