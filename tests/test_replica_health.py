@@ -30,7 +30,10 @@ async def test_a_circuit_opened_on_one_replica_is_open_on_the_other(
         "config_store": {"encryption_key": "k" * 32},
         "governance": {"key_prefix": f"podium-test-{uuid.uuid4().hex[:8]}:"},
         "routing": {"retry": {"max_retries": 0}},
-        "health": {"sync_interval": 0.1, "breaker": {"consecutive_failures": 2, "open_seconds": 30}},
+        # The one probe comes at once (no jitter) and the next an hour later, so no probe lands among
+        # the failures below and opens the circuit a request early.
+        "health": {"sync_interval": 0.1, "check_interval": 3600, "check_jitter": 0,
+                   "breaker": {"consecutive_failures": 2, "open_seconds": 30}},
         "providers": [
             {"type": "openai", "name": "gpt", "tenant": "acme", "api_key": "sk-replica-0123456789",
              "base_url": up.base_url, "default_model": "gpt-4o-mini"},
@@ -39,6 +42,11 @@ async def test_a_circuit_opened_on_one_replica_is_open_on_the_other(
     a = await Orchestrator.from_config(None, **settings)
     b = await Orchestrator.from_config(None, **settings)
     try:
+        for _ in range(100):  # one replica takes the probe lock; wait for its (healthy) probe
+            if any(o.get_provider_health("gpt", "acme").last_check is not None for o in (a, b)):
+                break
+            await asyncio.sleep(0.05)
+        assert any(o.get_provider_health("gpt", "acme").last_check is not None for o in (a, b))
         up.fail(503, times=1000)
         for _ in range(2):
             with pytest.raises(AllProvidersFailed):
