@@ -23,6 +23,7 @@ from podium.errors import (
     RateLimitExceeded,
     RequestError,
     ShuttingDown,
+    StateStoreUnavailable,
 )
 from podium.health import HealthSummary, ProviderHealth
 from podium.limits.limiter import LimitExceeded
@@ -85,6 +86,7 @@ __all__ = [
     "RetryPolicy",
     "Settings",
     "ShuttingDown",
+    "StateStoreUnavailable",
     "Tool",
     "ToolCall",
     "Usage",

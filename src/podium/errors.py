@@ -25,6 +25,7 @@ two routing flags: ``retryable`` (the same call may succeed if tried again later
     │   └── MalformedResponse            502  retryable, failover: truncated or invalid body
     ├── NoHealthyProviders               503  no candidate provider to try (``retry_after``)
     ├── ShuttingDown                     503  the instance is draining before it stops; retry elsewhere
+    ├── StateStoreUnavailable            503  the shared state store (Redis) cannot be reached
     └── AllProvidersFailed               502  every attempt failed (``attempts``)
 """
 
@@ -290,6 +291,18 @@ class ShuttingDown(PodiumError):
     status = 503
     type = "service_unavailable"
     code = "shutting_down"
+    retryable = True
+
+
+class StateStoreUnavailable(PodiumError):
+    """The shared state store (Redis) that limits and budgets live in cannot be reached.
+
+    Nothing is admitted without it: limits and budgets could not be kept across replicas.
+    """
+
+    status = 503
+    type = "service_unavailable"
+    code = "state_store_unavailable"
     retryable = True
 
 

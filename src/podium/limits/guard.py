@@ -17,6 +17,7 @@ what a response costs beyond its own reservation.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,12 +32,14 @@ from podium.costs.alerts.dispatcher import Alerts
 from podium.costs.budgets import BudgetRef, Budgets
 from podium.costs.ledger import Ledger
 from podium.costs.pricing import Cost, Pricing
-from podium.errors import BudgetExceeded
+from podium.errors import BudgetExceeded, StateStoreUnavailable
 from podium.limits.config import LimitScope
 from podium.limits.estimate import RequestEstimate
 from podium.limits.limiter import Limiter, LimitExceeded, LimitPlan, rate_limit_headers
-from podium.state.base import BudgetReserve, Check, Op, Reservation, to_nanos, to_usd
+from podium.state.base import BudgetReserve, Check, Committed, Op, Reservation, to_nanos, to_usd
 from podium.types import Usage
+
+log = logging.getLogger(__name__)
 
 
 class ProviderOverLimit(LimitExceeded):
@@ -283,7 +286,7 @@ class Guard:
         if permit in permit.ticket.permits:
             permit.ticket.permits.remove(permit)
             if permit.plan is not None:
-                await self.store.commit(permit.plan.settle_ops(None))
+                await self._commit_after(permit.plan.settle_ops(None), "the failed attempt's limits")
 
     async def charge(
         self, ticket: Ticket, usage: Usage, *, provider: str, model: str, cost: float | None = None
@@ -298,7 +301,7 @@ class Guard:
         ops: list[Op] = [ref.settle(0, price.nanos, now) for ref, _ in ticket.budgets]
         ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
         ticket.charged_tokens += _tokens(usage)
-        committed = await self.store.commit(ops)
+        committed = await self._commit_after(ops, f"a charge of ${price.usd:.6f} to tenant {ticket.tenant!r}")
         alerts = self._alerts(
             ticket, committed.flags, [committed.spent.get(i, 0) for i in range(len(ticket.budgets))]
         )
@@ -335,7 +338,7 @@ class Guard:
         ops += [ref.settle(amount, price.nanos, now) for ref, amount in ticket.budgets]
         ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
         ticket.state = "settled"
-        committed = await self.store.commit(ops)
+        committed = await self._commit_after(ops, f"a charge of ${price.usd:.6f} to tenant {ticket.tenant!r}")
         spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
         alerts = self._alerts(ticket, committed.flags, spent)
         ticket.settlement = Settlement(price.usd, price.nanos, price.source, alerts)
@@ -352,9 +355,21 @@ class Guard:
         now = self.budgets.now()
         ops: list[Op] = [op for plan in self._plans(ticket) for op in plan.settle_ops(ticket.charged_tokens)]
         ops += [ref.settle(amount, 0, now) for ref, amount in ticket.budgets if amount]
-        await self.store.commit(ops)
+        await self._commit_after(ops, "the failed request's reservation")
 
     # ---- helpers ------------------------------------------------------------------------------------
+
+    async def _commit_after(self, ops: Sequence[Op], what: str) -> Committed:
+        """Commit once the upstream has answered (or failed): losing the store then must not lose that.
+
+        The answer reaches the caller and the request log still has the cost; the shared ledger and
+        budgets miss it, so it is logged as an error. Reservations left behind expire with their TTL.
+        """
+        try:
+            return await self.store.commit(ops)
+        except StateStoreUnavailable as exc:
+            log.error("%s was not recorded in the state store: %s", what, exc)
+            return Committed()
 
     @staticmethod
     def _plans(ticket: Ticket) -> list[LimitPlan]:

@@ -1,0 +1,151 @@
+"""The request path's pipelined Redis connection: replies matched to callers, and every failure typed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from podium import StateStoreUnavailable
+from podium.state import BucketTake, HashIncr, RedisStateStore
+from podium.state.pipe import CLIENT_NAME
+from tests.state.stores import REDIS_URL, drop_prefix, require_redis, unique_prefix
+
+
+@contextlib.contextmanager
+def socket_closed() -> Iterator[int]:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    yield port
+
+
+@pytest.fixture
+async def redis_store() -> AsyncIterator[RedisStateStore]:
+    require_redis()
+    prefix = unique_prefix()
+    store = RedisStateStore.from_url(REDIS_URL, prefix)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        await drop_prefix(prefix)
+
+
+async def test_concurrent_callers_each_get_their_own_reply(redis_store: RedisStateStore) -> None:
+    # Buckets of different sizes: a reply handed to the wrong caller shows up as the wrong level.
+    takes = [BucketTake(f"b{i}", capacity=1000 + i, rate=0.0001, amount=1) for i in range(300)]
+    results = await asyncio.gather(*(redis_store.reserve([t]) for t in takes))
+    assert [round(r.levels[0].remaining) for r in results] == [999 + i for i in range(300)]
+
+
+async def test_a_flushed_script_cache_is_reloaded(redis_store: RedisStateStore) -> None:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await redis_store.reserve([BucketTake("x", capacity=5, rate=0.0001, amount=1)])
+        await client.script_flush()  # what a restarted Redis looks like to podium
+        result = await redis_store.reserve([BucketTake("x", capacity=5, rate=0.0001, amount=1)])
+        assert result.ok and round(result.levels[0].remaining) == 3
+        await redis_store.commit([HashIncr("ledger", (("n", 2),), ttl=60)])
+        assert await redis_store.hashes(["ledger"]) == [{"n": 2}]
+    finally:
+        await client.aclose()
+
+
+async def test_a_killed_connection_is_replaced_on_the_next_call(redis_store: RedisStateStore) -> None:
+    take = BucketTake("k", capacity=10, rate=0.0001, amount=1)
+    await redis_store.reserve([take])
+    client = Redis.from_url(REDIS_URL)
+    try:
+        killed = 0
+        for entry in await client.client_list():
+            if entry["name"] == CLIENT_NAME:
+                killed += await client.client_kill_filter(_id=entry["id"])
+        assert killed >= 1
+    finally:
+        await client.aclose()
+    await asyncio.sleep(0.05)  # the pipe notices the closed socket
+    result = await redis_store.reserve([take])
+    assert result.ok and round(result.levels[0].remaining) == 8  # nothing was lost or taken twice
+
+
+async def test_an_unreachable_redis_is_a_typed_503() -> None:
+    with socket_closed() as port:
+        store = RedisStateStore.from_url(f"redis://127.0.0.1:{port}/0", unique_prefix())
+        try:
+            with pytest.raises(StateStoreUnavailable, match="cannot connect to Redis") as caught:
+                await store.reserve([BucketTake("x", capacity=5, rate=1, amount=1)])
+            assert caught.value.status == 503
+            assert caught.value.to_dict()["error"]["code"] == "state_store_unavailable"
+        finally:
+            await store.aclose()
+
+
+async def test_a_connection_lost_mid_call_fails_the_call_instead_of_hanging() -> None:
+    # A server that takes the command and hangs up without answering.
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStateStore.from_url(f"redis://127.0.0.1:{port}/0", unique_prefix())
+    try:
+        async with asyncio.timeout(5):
+            with pytest.raises(StateStoreUnavailable, match="was lost"):
+                await store.reserve([BucketTake("x", capacity=5, rate=1, amount=1)])
+    finally:
+        await store.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_credentials_and_database_of_the_url_are_used() -> None:
+    require_redis()
+    user, password = f"podium-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin = Redis.from_url(REDIS_URL)
+    await admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*", "+@all")
+    prefix = unique_prefix()
+    store = RedisStateStore.from_url(f"redis://{user}:{password}@127.0.0.1:6379/7", prefix)
+    wrong = RedisStateStore.from_url(f"redis://{user}:not-{password}@127.0.0.1:6379/7", prefix)
+    db7 = Redis.from_url("redis://127.0.0.1:6379/7")
+    try:
+        assert (await store.reserve([BucketTake("in7", capacity=5, rate=0.0001, amount=1)])).ok
+        assert await db7.exists(prefix + "in7") == 1  # SELECT 7 took effect
+        assert await admin.exists(prefix + "in7") == 0
+        with pytest.raises(StateStoreUnavailable, match="refused the connection"):
+            await wrong.reserve([BucketTake("in7", capacity=5, rate=0.0001, amount=1)])
+    finally:
+        await store.aclose()
+        await wrong.aclose()
+        await db7.delete(prefix + "in7")
+        await db7.aclose()
+        await admin.execute_command("ACL", "DELUSER", user)
+        await admin.aclose()
+
+
+def test_the_pipe_works_on_uvloop_as_the_server_runs_it() -> None:
+    # uvloop's transports differ from asyncio's (connection_made may come after create_connection).
+    require_redis()
+    import uvloop
+
+    async def scenario() -> list[float]:
+        prefix = unique_prefix()
+        store = RedisStateStore.from_url(REDIS_URL, prefix)
+        try:
+            takes = [BucketTake(f"u{i}", capacity=100 + i, rate=0.0001, amount=1) for i in range(50)]
+            results = await asyncio.gather(*(store.reserve([t]) for t in takes))
+            return [r.levels[0].remaining for r in results]
+        finally:
+            await store.aclose()
+            await drop_prefix(prefix)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        levels = runner.run(scenario())
+    assert [round(v) for v in levels] == [99 + i for i in range(50)]
