@@ -1,12 +1,12 @@
 """``RedisPipe``: one pipelined Redis connection per event loop for the request path's two script calls.
 
 Every governed request makes two calls to Redis (``reserve`` before the upstream call, ``commit``
-after it). Through redis-py's asyncio client each cost about 170 µs of gateway CPU (pure-Python
-command packing, a pool checkout, a retry wrapper, the reply parser); written straight to one
-connection with hiredis's C packer and reader they cost about 20-30 µs (measured with
-``benchmarks/redis_calls.py``). Calls are pipelined: each is written at once and its reply is matched
-by order (Redis answers a connection's commands in the order it received them), so concurrent
-requests share the connection without waiting for each other's round trips.
+after it). Through redis-py's asyncio client a commit costs 146-180 µs of gateway CPU (pure-Python
+command packing, a pool checkout, a retry wrapper); written straight to one connection with
+hiredis's C packer and reader it costs 20-35 µs (``benchmarks/redis_calls.py``, concurrency 64 and 1).
+Calls are pipelined: each is written at once and its reply is matched by order (Redis answers a
+connection's commands in the order it received them), so concurrent requests share the connection
+without waiting for each other's round trips.
 
 Settings come from the redis-py client the store already has (host and port or unix socket, TLS,
 user, password, database), so one URL configures both. Everything else (reads, locks, pub/sub) stays

@@ -111,6 +111,15 @@ class RedisStateStore:
         """Apply every op in one script run."""
         if not ops:
             return Committed()
+        keys, args = self._commit_args(ops)
+        raw = [_text(v) for v in await self._hot(self._commit, keys, args)]
+        bar = raw.index("|")
+        spent = {int(raw[i]): int(raw[i + 1]) for i in range(0, bar, 2)}
+        flags = tuple(f.removeprefix(self.prefix) for f in raw[bar + 1 :])
+        return Committed(spent=spent, flags=flags)
+
+    def _commit_args(self, ops: Sequence[Op]) -> tuple[list[str], list[str]]:
+        """``commit.lua``'s KEYS and ARGV for ``ops``."""
         keys: list[str] = []
         args: list[str] = []
         for op in ops:
@@ -129,11 +138,7 @@ class RedisStateStore:
                 args += ["h", _num(op.ttl), str(len(op.fields))]
                 for name, amount in op.fields:
                     args += [name, str(amount)]
-        raw = [_text(v) for v in await self._hot(self._commit, keys, args)]
-        bar = raw.index("|")
-        spent = {int(raw[i]): int(raw[i + 1]) for i in range(0, bar, 2)}
-        flags = tuple(f.removeprefix(self.prefix) for f in raw[bar + 1 :])
-        return Committed(spent=spent, flags=flags)
+        return keys, args
 
     async def _hot(self, script: AsyncScript, keys: list[str], args: list[str]) -> Any:
         """Run one of the request path's scripts: through the pipe, or redis-py when there is none."""
