@@ -97,22 +97,39 @@ class SSEResponse(Response):
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream the events until they end or the client disconnects."""
-        producer = asyncio.ensure_future(self._produce(send))
+        """Stream the events until they end or the client disconnects.
+
+        The events are written from the request's own task (no second task to start, and the first
+        event leaves without a hop through the loop); a listener task watches for the disconnect and
+        cancels the writing when the client goes away.
+        """
+        writer = asyncio.current_task()
+        assert writer is not None
+        state = {"finished": False, "gone": False}
+
+        def client_left(listener: asyncio.Future[None]) -> None:
+            # Runs a loop iteration after the listener ended: the writing may have ended meanwhile.
+            if not listener.cancelled() and not state["finished"]:
+                state["gone"] = True
+                writer.cancel()
+
         listener = asyncio.ensure_future(self._wait_disconnect(receive))
+        listener.add_done_callback(client_left)
         try:
-            done, _ = await asyncio.wait({producer, listener}, return_when=asyncio.FIRST_COMPLETED)
+            await self._produce(send)
+        except asyncio.CancelledError:
+            if not state["gone"]:
+                raise
+            writer.uncancel()  # the client hung up: a normal end, not a cancellation of this request
+        except OSError:
+            pass  # a client that went away mid-write is not an error of ours
         finally:
-            for task in (producer, listener):
-                if not task.done():
-                    task.cancel()
-            for task in (producer, listener):
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await task
-        if producer in done and not producer.cancelled():
-            # A client that went away mid-write is not an error of ours.
-            with contextlib.suppress(OSError):
-                producer.result()
+            state["finished"] = True
+            listener.remove_done_callback(client_left)
+            if not listener.done():
+                listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await listener
 
     async def _produce(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
