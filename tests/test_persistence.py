@@ -8,11 +8,13 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from podium import ConfigError, Conflict, NotFound, Orchestrator, ProviderInfo, RequestError
 from podium.data_transfer import MissingSecrets
@@ -238,6 +240,38 @@ async def test_requests_are_logged_and_audited_off_the_request_path(
         assert actions.count("request.completed") + actions.count("request.failed") == 5
         assert all(e.actor == "library" for e in events)
         assert (await verify(db)).ok
+    finally:
+        await orch.aclose()
+
+
+async def test_a_database_slower_than_the_requests_slows_them_instead_of_losing_records(
+    tmp_path: Path, db_url: str, upstream: SimulatedOpenAI
+) -> None:
+    # A slow disk: each INSERT into the request log takes 30 ms (in the driver's thread). 20 callers
+    # keep sending; each request makes 2 records (the log row, the audit event) for a queue of 100.
+    storage = {"database_url": db_url, "queue_size": 100, "batch_size": 20, "flush_interval": 0.05}
+    orch = await start(tmp_path, db_url, storage=storage)
+    try:
+        await create_gpt(orch, upstream, default_model="gpt-4o-mini")
+        assert orch.database is not None and orch.writer is not None
+
+        def slow_insert(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.startswith("INSERT INTO request_log"):
+                time.sleep(0.03)
+
+        event.listen(orch.database.engine.sync_engine, "before_cursor_execute", slow_insert)
+
+        async def caller(c: int) -> None:
+            for i in range(15):
+                await orch.chat(f"c{c} n{i}", tenant="acme")
+
+        await asyncio.gather(*(caller(c) for c in range(20)))
+        assert await orch.writer.flush(timeout=60)
+        assert orch.writer.stats().dropped == 0
+        assert len(await RequestLog(orch.database).query(tenant="acme", limit=1000)) == 300
+        events = await list_events(orch.database, tenant="acme", limit=1000)
+        assert sum(e.action == "request.completed" for e in events) == 300
+        assert (await verify(orch.database)).ok
     finally:
         await orch.aclose()
 

@@ -228,7 +228,12 @@ class StorageSettings(Section):
     database_url: Dsn = Field(
         default=sqlite_url(DEFAULT_DATA_DIR), description="Defaults to <framework.data_dir>/podium.db."
     )
-    queue_size: int = Field(default=10_000, ge=1, description="Records buffered before new ones are dropped.")
+    queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="Records buffered. Past half of it, new requests wait for the writer to catch up; "
+        "while the database is down nobody waits and, once it is full, the oldest records are dropped.",
+    )
     batch_size: int = Field(default=500, ge=1, description="Records written per transaction.")
     flush_interval: float = Field(default=1.0, gt=0, description="Seconds between flushes.")
     store_bodies: bool = Field(default=False, description="Keep prompts and answers, not only metadata.")

@@ -2,7 +2,10 @@
 
 It wraps the tenant's router and, when a request ends (answered, failed, or a stream finished or cut
 off by the caller), hands the records to the background ``RecordWriter``. Nothing here waits on the
-database: ``submit`` only appends to the writer's bounded queue.
+database: ``submit`` only appends to the writer's bounded queue. Only when that queue is past its
+high-water mark with the database reachable (the process is saturated and the writer behind) does a
+new request wait, before it starts, for the writer to catch up: a saturated gateway slows down rather
+than losing its request log and audit trail.
 
 What is kept per request: a ``RequestRecord`` (tenant, provider, model, task type, tokens, cost,
 latency, status, error class, request id, timestamps), an audit event with the same metadata (bodies
@@ -63,6 +66,8 @@ class Recorded:
 
     async def chat(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         """Answer through ``inner`` and record the outcome."""
+        if self.writer.behind():
+            await self.writer.room()
         started, t0 = datetime.now(UTC), time.perf_counter()
         try:
             response = await self.inner.chat(request, ctx)
@@ -88,6 +93,8 @@ class Recorded:
 
     async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
         """Stream through ``inner``; the record is written when the stream ends, however it ends."""
+        if self.writer.behind():
+            await self.writer.room()
         started, t0 = datetime.now(UTC), time.perf_counter()
         usage: Usage | None = None
         provider = model = ""
@@ -135,10 +142,14 @@ class Recorded:
 
     async def complete(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
         """Complete through ``inner`` and record the outcome."""
+        if self.writer.behind():
+            await self.writer.room()
         return await self._once("completion", request, ctx, self.inner.complete(request, ctx))
 
     async def embed(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
         """Embed through ``inner`` and record the outcome (vectors are never stored)."""
+        if self.writer.behind():
+            await self.writer.room()
         return await self._once("embedding", request, ctx, self.inner.embed(request, ctx))
 
     async def _once(

@@ -120,6 +120,49 @@ async def test_full_queue_drops_the_oldest_and_counts_them(
     assert "15 records dropped because the queue was full" in caplog.text
 
 
+async def test_past_the_high_water_mark_callers_wait_for_the_writer_instead_of_losing_records(
+    db: Database,
+) -> None:
+    writer = RecordWriter(db, max_queue=20, batch_size=5, flush_interval=3600)
+    for n in range(9):
+        writer.submit(_req(n))
+    assert not writer.behind()  # under half the queue: a burst is absorbed without waiting
+    writer.submit(_req(9))
+    assert writer.behind()
+    await asyncio.wait_for(writer.room(), timeout=30)  # returns once the writer has caught up
+    assert not writer.behind()
+    assert writer.stats().written >= 5 and writer.stats().dropped == 0
+    await writer.aclose()
+    assert await _ids(db) == [f"r{n}" for n in range(10)]
+
+
+async def test_callers_that_wait_for_room_lose_nothing_however_fast_they_submit(db: Database) -> None:
+    writer = RecordWriter(db, max_queue=20, batch_size=5, flush_interval=3600)
+
+    async def request(n: int) -> None:
+        if writer.behind():
+            await writer.room()
+        writer.submit(_req(n))
+
+    await asyncio.gather(*(request(n) for n in range(300)))
+    stats = await writer.aclose()
+    assert (stats.written, stats.dropped) == (300, 0)
+    assert sorted(await _ids(db), key=lambda i: int(i[1:])) == [f"r{n}" for n in range(300)]
+
+
+async def test_nobody_waits_while_the_database_is_down(db: Database, db_url: str, tmp_path: Path) -> None:
+    async with _outage(db_url, tmp_path) as (down_db, recover):
+        writer = RecordWriter(down_db, max_queue=20, batch_size=5, flush_interval=0.01, max_backoff=0.2)
+        for n in range(15):
+            writer.submit(_req(n))
+        await _eventually(lambda: writer.stats().failed_flushes >= 1, "a failed flush")
+        assert not writer.behind()  # the gateway keeps serving; records queue, then the oldest drop
+        await asyncio.wait_for(writer.room(), timeout=1)
+        await recover()
+        assert await writer.flush(timeout=60)
+        await writer.aclose()
+
+
 @asynccontextmanager
 async def _outage(
     db_url: str, tmp_path: Path

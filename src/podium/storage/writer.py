@@ -2,9 +2,13 @@
 
 ``submit()`` only appends to an in-memory queue: no I/O, no waiting. A background task writes what is
 queued every ``flush_interval`` seconds, or as soon as ``batch_size`` records wait, one transaction per
-batch. When the database is unreachable, records stay queued and the writer retries with exponential
-backoff. When the queue is full, the oldest waiting record is dropped to make room, and every drop is
-counted in :meth:`RecordWriter.stats` and logged.
+batch. When the database is reachable but slower than the requests (a saturated process: the writer
+shares the event loop with them), the queue passes its high-water mark and callers of
+:meth:`RecordWriter.room` wait until it is back under it, so requests slow to the pace at which they can
+be recorded instead of records being lost. When the database is unreachable, records stay queued,
+nobody waits, and the writer retries with exponential backoff; when the queue is then full, the oldest
+waiting record is dropped to make room, and every drop is counted in :meth:`RecordWriter.stats` and
+logged.
 
 A record the database refuses (a constraint or type error, details that are not JSON) cannot succeed
 on retry: the batch is split, the good records are written and the bad ones are counted as
@@ -103,6 +107,9 @@ class RecordWriter:
             )
         self.db = db
         self._max_queue = max_queue
+        # Half the queue: room to absorb a burst, and the other half for an outage's first seconds.
+        self._high_water = max(batch_size, max_queue // 2)
+        self._failing = False
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_backoff = max_backoff
@@ -154,6 +161,29 @@ class RecordWriter:
         if len(self._queue) >= self._batch_size:
             self._wake.set()
         return accepted
+
+    def behind(self) -> bool:
+        """Whether the queue is past its high-water mark while the database is reachable.
+
+        The request path checks this (a comparison, no I/O) and awaits :meth:`room` when it is True.
+        """
+        if self._failing or self._closed:
+            return False
+        return len(self._queue) + self._inflight >= self._high_water
+
+    async def room(self, timeout: float = 10.0) -> None:
+        """Wait until the queue is back under its high-water mark, or ``timeout`` seconds.
+
+        Under a load the database cannot keep up with, callers slow down to its pace instead of
+        records being dropped. Never while the database is unreachable: the gateway then keeps
+        serving, and records queue (the oldest dropped once the queue is full).
+        """
+        if not self.behind():
+            return
+        self._wake.set()  # write now, not at the next interval
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._progress:
+                await self._progress.wait_for(lambda: not self.behind())
 
     def stats(self) -> WriterStats:
         """Counts of queued, written, dropped and rejected records, failed flushes, and the last error."""
@@ -270,6 +300,7 @@ class RecordWriter:
                 # batch, a flush, shutdown) may chain the next write without waiting for the interval.
                 self._wake.clear()
                 ok = await self._write_next_batch()
+                self._failing = not ok
                 async with self._progress:
                     self._progress.notify_all()
                 if not ok:
