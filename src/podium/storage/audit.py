@@ -123,10 +123,11 @@ def _scalar(value: Any) -> str:
 
 
 def prepare(record: AuditRecord) -> PreparedRow:
-    """Turn a record into a row without its chain fields, with ``details`` in its stored JSON form.
+    """Turn a record into a row without its chain fields, with ``details`` encoded as canonical JSON.
 
-    Round-tripping ``details`` through canonical JSON here makes the hashed value equal to the value
-    read back later (tuples become lists, keys become strings).
+    The canonical text is what is hashed and what is stored, so the value read back later hashes the
+    same (tuples become lists, keys become strings); :func:`append` decodes it again only for the rows
+    it returns.
 
     Raises:
         TypeError: ``details`` is not JSON-serialisable.
@@ -140,7 +141,7 @@ def prepare(record: AuditRecord) -> PreparedRow:
         action=record.action,
         tenant=record.tenant,
         target=record.target,
-        details=json.loads(text),
+        details=record.details,
     )
     row.details_json = text
     return row
@@ -156,13 +157,21 @@ class PreparedRow(dict[str, Any]):
     details_json: str | None = None
 
 
-async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+async def append(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, returning: bool = True
+) -> list[dict[str, Any]]:
     """Append prepared rows (see :func:`prepare`) to the chain inside the caller's transaction.
 
     Open the transaction with ``Database.transaction(write=True)`` so SQLite takes its write lock first.
 
+    Args:
+        conn: The connection of the caller's transaction.
+        rows: Prepared rows, oldest first.
+        returning: Return the rows as stored; the record writer, which needs nothing back, passes
+            False and skips decoding each event's details again.
+
     Returns:
-        The rows as stored, with ``seq``, ``prev_hash`` and ``hash``.
+        The rows as stored, with ``seq``, ``prev_hash`` and ``hash`` (empty when not ``returning``).
 
     Raises:
         ChainHeadMissing: the database has no chain head (run the migrations).
@@ -185,8 +194,14 @@ async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[
         chained = {**row, "seq": seq, "prev_hash": prev}
         text = getattr(row, "details_json", None)
         chained["hash"] = prev = event_hash(prev, chained, text)
-        stored.append(chained)
-        params.append(chained if text is None else {**chained, "details": jsontext.Encoded(text)})
+        if text is None:
+            params.append(chained)
+        else:
+            params.append({**chained, "details": jsontext.Encoded(text)})
+            if returning:
+                chained["details"] = json.loads(text)  # the value as it will be read back
+        if returning:
+            stored.append(chained)
     await conn.execute(insert(audit_events), params)
     await conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1).values(seq=seq, hash=prev))
     return stored

@@ -381,7 +381,7 @@ class RecordWriter:
             await insert_samples(conn, samples)
             refused = await insert_messages(conn, messages)
             await touch_keys(conn, usages)
-            await audit.append(conn, audit_rows)
+            await audit.append(conn, audit_rows, returning=False)
         if refused:
             self._rejected += len(refused)
             logger.error(
