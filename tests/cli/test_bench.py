@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_bench_measures_one_and_two_workers_and_a_soak(tmp_path: Path) -> None:
     # wrk drives the load where it is installed (whole seconds only), the built-in client elsewhere.
@@ -27,6 +29,7 @@ def test_bench_measures_one_and_two_workers_and_a_soak(tmp_path: Path) -> None:
         assert rows[0]["cpu_us_per_request"] > 0
         soak = report["gateways"][label]["soak"]
         assert soak["requests"] > 0 and soak["errors"] == 0 and len(soak["rss_mib"]) >= 2
+        assert report["gateways"][label]["records_dropped"] == 0  # every request was logged and audited
     # Two workers are two processes besides the supervisor: their memory is counted too.
     assert report["gateways"]["full w2"]["rss_idle_mib"] > report["gateways"]["full"]["rss_idle_mib"]
     assert "full w2 soak:" in run.stdout
@@ -46,3 +49,23 @@ def test_bench_footprint_starts_100_providers_on_a_new_and_on_an_existing_databa
     assert footprint["first_startup_s"] > 0 and footprint["startup_s"] > 0
     assert footprint["first_rss_idle_mib"] > 0 and footprint["rss_idle_mib"] > 0
     assert "footprint:" in run.stdout
+
+
+async def test_bench_reads_the_drops_the_gateways_writer_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from podium.cli.bench import _records_dropped
+    from podium.storage import Database, RecordWriter, RequestRecord
+    from podium.storage.migrate import migrate
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    await migrate(db)
+    writer = RecordWriter(db, max_queue=4, batch_size=2, flush_interval=3600)
+    for n in range(10):  # no await in between: the writer cannot run, 6 are dropped
+        writer.submit(RequestRecord(tenant="t", request_id=f"r{n}"))
+    await writer.aclose()
+    await db.dispose()
+    log = tmp_path / "podium.log"
+    log.write_text("\n".join(r.getMessage() for r in caplog.records))
+    assert _records_dropped(log) == 6
+    assert _records_dropped(tmp_path / "missing.log") == 0

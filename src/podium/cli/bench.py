@@ -10,7 +10,9 @@ connections (``wrk`` when installed, else a built-in client) at each concurrency
 - per scenario: req/s, p50/p90/p99 latency, errors, and podium's CPU per request (utime + stime of its
   process from ``/proc/<pid>/stat`` divided by the requests served);
 - per mode: start-up time (spawn to first ``200`` on ``/v1/models``, on a database that already has
-  its schema, as on every start but the first) and RSS idle and after the load.
+  its schema, as on every start but the first), RSS idle and after the load, and the request-log and
+  audit records the gateway reported dropped (it should be 0: throughput bought by losing records is
+  not throughput).
 
 Modes: ``bare`` (no auth, no limits or budgets; the SQLite request log of ``podium serve`` stays on),
 ``full`` (an API key, a tenant rate limit too high to refuse, a daily budget, the SQLite request log,
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -230,6 +233,20 @@ def _wait_ready(url: str, headers: dict[str, str], proc: subprocess.Popen[bytes]
                 return time.perf_counter() - t0
         time.sleep(0.01)
     raise RuntimeError(f"{url} did not answer 200 within {limit:.0f} s")
+
+
+_DROPPED = re.compile(r"records dropped because the queue was full \(max \d+\); (\d+) in total")
+_LOST = re.compile(r"(\d+) records lost at shutdown")
+
+
+def _records_dropped(log: Path) -> int:
+    """Request-log and audit records the gateway reported dropped (its log, read after it stopped)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return 0
+    dropped = max((int(n) for n in _DROPPED.findall(text)), default=0)
+    return dropped + sum(int(n) for n in _LOST.findall(text))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -671,6 +688,8 @@ def run(
                 gateways[label] = info
             finally:
                 _stop(gw.proc)
+                if label in gateways:  # a throughput bought by dropping records would not be honest
+                    gateways[label]["records_dropped"] = _records_dropped(gw.workdir / "podium.log")
                 shutil.rmtree(gw.workdir, ignore_errors=True)
         report: dict[str, Any] = {"upstream": upstream, "load": "wrk" if script else "built-in client",
                                   "duration_s": duration, "gateways": gateways,
@@ -685,7 +704,8 @@ def run(
     typer.echo("")
     for mode, info in gateways.items():
         typer.echo(f"{mode}: start-up {info['startup_s']} s, RSS idle {info['rss_idle_mib']} MiB, "
-                   f"after load {info['rss_after_mib']} MiB")  # fmt: skip
+                   f"after load {info['rss_after_mib']} MiB, "
+                   f"records dropped {info['records_dropped']}")  # fmt: skip
         if "soak" in info:
             sk = info["soak"]
             typer.echo(f"{mode} soak: {sk['seconds']} s at c={sk['concurrency']}, {sk['requests']} requests, "
