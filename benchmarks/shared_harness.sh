@@ -31,7 +31,19 @@ fi
 (cd "$WORK" && exec "$PODIUM" serve --config "$WORK/config.yaml" --port "$PORT" --log-level warning) \
     >"$WORK/podium.log" 2>&1 &
 PID=$!
-trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# On exit: stop podium (its writer drains on SIGTERM), then say whether it dropped any request-log or
+# audit record during the run: a figure bought by losing records would not be a fair one.
+finish() {
+    kill -TERM "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    if grep -E "records dropped|records lost" "$WORK/podium.log" >&2; then
+        echo "[podium] WARNING: records were dropped during this run (lines above)" >&2
+    else
+        echo "[podium] no request-log or audit record was dropped" >&2
+    fi
+    rm -rf "$WORK"
+}
+trap finish EXIT
 for _ in $(seq 1 100); do
     curl -sf -o /dev/null -H "authorization: Bearer $KEY" "http://127.0.0.1:$PORT/v1/models" && break
     sleep 0.1
