@@ -70,9 +70,16 @@ async def test_a_killed_connection_is_replaced_on_the_next_call(redis_store: Red
         assert killed >= 1
     finally:
         await client.aclose()
-    await asyncio.sleep(0.05)  # the pipe notices the closed socket
-    result = await redis_store.reserve([take])
-    assert result.ok and round(result.levels[0].remaining) == 8  # nothing was lost or taken twice
+    result = None
+    for _ in range(2):
+        try:
+            result = await redis_store.reserve([take])
+            break
+        except StateStoreUnavailable:
+            # Sent before the pipe read the close: it never reached Redis, and is not retried.
+            continue
+    assert result is not None and result.ok
+    assert round(result.levels[0].remaining) == 8  # the new connection works; nothing taken twice
 
 
 async def test_an_unreachable_redis_is_a_typed_503() -> None:

@@ -130,11 +130,21 @@ class _Connection(asyncio.Protocol):
             if not fut.done():
                 fut.set_exception(error)
 
+    @property
+    def usable(self) -> bool:
+        """Neither lost nor closing (a closed transport reports its loss a loop iteration later)."""
+        return self.lost is None and self.transport is not None and not self.transport.is_closing()
+
     def send(self, packed: bytes) -> asyncio.Future[Any]:
+        if self.lost is not None:
+            raise StateStoreUnavailable(self.lost.message)
         assert self.transport is not None
+        try:
+            self.transport.write(packed)
+        except (RuntimeError, OSError) as exc:  # uvloop refuses writes to a closed transport
+            raise StateStoreUnavailable(f"the connection to Redis at {self.where} is closed: {exc}") from exc
         fut = asyncio.get_running_loop().create_future()
         self.waiting.append(fut)
-        self.transport.write(packed)
         return fut
 
     def close(self) -> None:
@@ -187,7 +197,7 @@ class RedisPipe:
         """Send one command; returns its reply (a ``hiredis.ReplyError`` for an error reply)."""
         loop = asyncio.get_running_loop()
         conn = self._connections.get(loop)
-        if conn is None or conn.lost is not None:
+        if conn is None or not conn.usable:
             conn = await self._connect(loop)
         return await conn.send(_pack(args))
 
