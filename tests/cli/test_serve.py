@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
+import socket
+import sys
 from pathlib import Path
 
 from podium.cli.serve import build_app
@@ -18,3 +21,24 @@ async def test_the_start_up_heap_is_frozen_while_serving_and_released_after(tmp_
         # Full collections skip what start-up built (they set the p99 latency before).
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0
+
+
+async def test_several_workers_on_a_sqlite_file_are_warned_about_its_write_lock(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"framework": {"data_dir": str(tmp_path)}, "auth": {"enabled": False}}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("podium")), "serve", "--config", str(config),
+        "--port", str(port), "--workers", "2", "--log-level", "warning",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), timeout=60)
+        assert b"2 workers share one SQLite file" in line
+        assert b"PostgreSQL" in line
+    finally:
+        proc.terminate()
+        await proc.wait()
