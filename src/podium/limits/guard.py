@@ -301,7 +301,7 @@ class Guard:
         ops: list[Op] = [ref.settle(0, price.nanos, now) for ref, _ in ticket.budgets]
         ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
         ticket.charged_tokens += _tokens(usage)
-        committed = await self._commit_after(ops, f"a charge of ${price.usd:.6f} to tenant {ticket.tenant!r}")
+        committed = await self._commit_after(ops, "a charge of $%.6f to tenant %r", price.usd, ticket.tenant)
         alerts = self._alerts(
             ticket, committed.flags, [committed.spent.get(i, 0) for i in range(len(ticket.budgets))]
         )
@@ -338,7 +338,7 @@ class Guard:
         ops += [ref.settle(amount, price.nanos, now) for ref, amount in ticket.budgets]
         ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
         ticket.state = "settled"
-        committed = await self._commit_after(ops, f"a charge of ${price.usd:.6f} to tenant {ticket.tenant!r}")
+        committed = await self._commit_after(ops, "a charge of $%.6f to tenant %r", price.usd, ticket.tenant)
         spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
         alerts = self._alerts(ticket, committed.flags, spent)
         ticket.settlement = Settlement(price.usd, price.nanos, price.source, alerts)
@@ -359,16 +359,18 @@ class Guard:
 
     # ---- helpers ------------------------------------------------------------------------------------
 
-    async def _commit_after(self, ops: Sequence[Op], what: str) -> Committed:
+    async def _commit_after(self, ops: Sequence[Op], what: str, *what_args: object) -> Committed:
         """Commit once the upstream has answered (or failed): losing the store then must not lose that.
 
         The answer reaches the caller and the request log still has the cost; the shared ledger and
         budgets miss it, so it is logged as an error. Reservations left behind expire with their TTL.
+        ``what`` (with ``%`` arguments ``what_args``) names what was lost; it is formatted only then,
+        never on the request path.
         """
         try:
             return await self.store.commit(ops)
         except StateStoreUnavailable as exc:
-            log.error("%s was not recorded in the state store: %s", what, exc)
+            log.error(f"{what} was not recorded in the state store: %s", *what_args, exc)
             return Committed()
 
     @staticmethod
