@@ -6,10 +6,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from podium.state import MemoryStateStore, RedisStateStore, StateStore
 from tests.services import REDIS_URL, require_redis
+from tests.state.stores import drop_prefix
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -27,8 +27,4 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[tuple[StateSto
     finally:
         await a.aclose()
         await b.aclose()
-        client = Redis.from_url(REDIS_URL)
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await drop_prefix(prefix)

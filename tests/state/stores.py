@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio import Redis
@@ -30,17 +31,24 @@ async def drop_prefix(prefix: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    """Each test runs once against the in-process store and once against the real Redis."""
-    prefix = unique_prefix()
-    if request.param == "memory":
-        yield MemoryStateStore(prefix)
-        return
+@asynccontextmanager
+async def real_redis_store() -> AsyncIterator[RedisStateStore]:
+    """A store on the real Redis under a prefix of its own, its keys deleted afterwards."""
     require_redis()
+    prefix = unique_prefix()
     redis_store = RedisStateStore.from_url(REDIS_URL, prefix)
     try:
         yield redis_store
     finally:
         await redis_store.aclose()
         await drop_prefix(prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    """Each test runs once against the in-process store and once against the real Redis."""
+    if request.param == "memory":
+        yield MemoryStateStore(unique_prefix())
+        return
+    async with real_redis_store() as redis_store:
+        yield redis_store

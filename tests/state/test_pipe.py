@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from podium import StateStoreUnavailable
 from podium.state import BucketTake, HashIncr, RedisStateStore
 from podium.state.pipe import CLIENT_NAME
-from tests.state.stores import REDIS_URL, drop_prefix, require_redis, unique_prefix
+from tests.state.stores import REDIS_URL, real_redis_store, require_redis, unique_prefix
 
 
 @contextlib.contextmanager
@@ -28,14 +28,8 @@ def socket_closed() -> Iterator[int]:
 
 @pytest.fixture
 async def redis_store() -> AsyncIterator[RedisStateStore]:
-    require_redis()
-    prefix = unique_prefix()
-    store = RedisStateStore.from_url(REDIS_URL, prefix)
-    try:
+    async with real_redis_store() as store:
         yield store
-    finally:
-        await store.aclose()
-        await drop_prefix(prefix)
 
 
 async def test_concurrent_callers_each_get_their_own_reply(redis_store: RedisStateStore) -> None:
@@ -143,15 +137,10 @@ def test_the_pipe_works_on_uvloop_as_the_server_runs_it() -> None:
     import uvloop
 
     async def scenario() -> list[float]:
-        prefix = unique_prefix()
-        store = RedisStateStore.from_url(REDIS_URL, prefix)
-        try:
+        async with real_redis_store() as store:
             takes = [BucketTake(f"u{i}", capacity=100 + i, rate=0.0001, amount=1) for i in range(50)]
             results = await asyncio.gather(*(store.reserve([t]) for t in takes))
             return [r.levels[0].remaining for r in results]
-        finally:
-            await store.aclose()
-            await drop_prefix(prefix)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         levels = runner.run(scenario())
