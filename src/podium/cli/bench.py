@@ -307,6 +307,35 @@ def _podium() -> list[str]:
     return [str(found)] if found.exists() else [shutil.which("podium") or "podium"]
 
 
+def _workdir(mode: str, upstream: str, providers: int, tenants: int) -> Path:
+    """A new directory holding a gateway's ``config.yaml`` (its database is created beside it)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"podium-bench-{mode}-"))
+    (workdir / "config.yaml").write_text(
+        json.dumps(_config(mode, upstream, workdir, providers, tenants), indent=1)
+    )
+    return workdir
+
+
+def _prepare_database(mode: str, cfg_path: Path) -> str | None:
+    """Create the gateway's database schema (and, unless bare, its API key, which is returned).
+
+    Start-up is then timed as on every start but the very first, which also runs the migrations
+    (+0.15 s and +12 MiB here).
+    """
+    if mode == "bare":
+        subprocess.run(
+            [*_podium(), "keys", "list", "--config", str(cfg_path)], capture_output=True, check=True
+        )
+        return None
+    out = subprocess.run(
+        [*_podium(), "keys", "create", "--tenant", "default", "--quiet", "--config", str(cfg_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def _start_gateway(
     mode: str,
     upstream: str,
@@ -315,21 +344,12 @@ def _start_gateway(
     workers: int = 1,
     workdir: Path | None = None,
 ) -> _Gateway:
-    """Start ``podium serve``; with ``workdir``, again on that gateway's configuration and database."""
+    """Start ``podium serve``; with ``workdir`` (from :func:`_workdir`), on its configuration and database."""
     key = None
     if workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix=f"podium-bench-{mode}-"))
-        cfg_path = workdir / "config.yaml"
-        cfg_path.write_text(json.dumps(_config(mode, upstream, workdir, providers, tenants), indent=1))
-        # Both commands open the database, creating its schema: start-up is then timed as on every
-        # start but the very first (that one also runs the migrations, +0.15 s and +12 MiB here).
-        command = ["keys", "create", "--tenant", "default", "--quiet"] if mode != "bare" else ["keys", "list"]
-        out = subprocess.run(
-            [*_podium(), *command, "--config", str(cfg_path)], capture_output=True, text=True, check=True
-        )
-        key = out.stdout.strip().splitlines()[-1] if mode != "bare" else None
-    else:
-        cfg_path = workdir / "config.yaml"
+        workdir = _workdir(mode, upstream, providers, tenants)
+        key = _prepare_database(mode, workdir / "config.yaml")
+    cfg_path = workdir / "config.yaml"
     port = _free_port()
     log = open(workdir / "podium.log", "wb")  # noqa: SIM115 - the process keeps it open while it runs
     t0 = time.perf_counter()
@@ -575,9 +595,7 @@ def _soak(gw: _Gateway, seconds: float, script: Path | None, c: int = 64) -> dic
 
 
 def _footprint(upstream: str) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="podium-bench-footprint-"))
-    cfg_path = workdir / "config.yaml"
-    cfg_path.write_text(json.dumps(_config("bare", upstream, workdir, 100, 10), indent=1))
+    workdir = _workdir("bare", upstream, 100, 10)
     try:
         first = _start_gateway("bare", upstream, workdir=workdir)  # a new database: migrations run
         first_rss = _rss_mib(first.proc.pid)
