@@ -155,10 +155,8 @@ class _Connection(asyncio.Protocol):
 class RedisPipe:
     """Pipelined calls to Redis over one connection per event loop.
 
-    Args:
-        client: The redis-py client whose settings (address, TLS, credentials, database) to use.
-
-    Use :meth:`for_client`, which returns None for a client the pipe cannot copy (a custom connection
+    Build it with :meth:`for_client`, which copies a redis-py client's settings (address, TLS,
+    credentials, database) and returns None for a client the pipe cannot copy (a custom connection
     class or credential provider): the caller then stays on redis-py.
     """
 
