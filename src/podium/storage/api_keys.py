@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import bindparam, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from podium.errors import AuthError, NotFound
+from podium.storage.aio import AsyncConnection
 from podium.storage.db import Database
 from podium.storage.records import KeyUsage, utcnow
 from podium.storage.tables import api_keys

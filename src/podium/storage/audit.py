@@ -21,10 +21,10 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Row, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from podium.errors import ConfigError
 from podium.storage import jsontext
+from podium.storage.aio import AsyncConnection
 from podium.storage.db import Database
 from podium.storage.records import AuditRecord, RequestRecord
 from podium.storage.tables import GENESIS_HASH, audit_chain_head, audit_events

@@ -13,9 +13,9 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from podium.errors import Conflict, NotFound
+from podium.storage.aio import AsyncConnection
 from podium.storage.db import Database
 from podium.storage.records import ConversationMessageRecord, utcnow
 from podium.storage.tables import conversation_messages, conversations

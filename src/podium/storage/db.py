@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from podium.errors import ConfigError
 from podium.storage import jsontext
+from podium.storage.aio import AsyncConnection, AsyncEngine, create_async_engine
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",

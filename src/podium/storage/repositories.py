@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Select, case, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from podium.storage.aio import AsyncConnection
 from podium.storage.db import Database
 from podium.storage.records import PerformanceSample, RequestRecord
 from podium.storage.tables import performance_samples, request_log
