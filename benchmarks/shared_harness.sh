@@ -25,8 +25,12 @@ from podium.cli.bench import _config
 print(json.dumps(_config(sys.argv[1], sys.argv[2], Path(sys.argv[3]), 1, 1), indent=1))
 PY
 KEY=sk-bench-dummy-key
+# Both commands create the database schema first, so every mode starts as on any start but the very
+# first (which also runs the migrations: +0.2 s and +11 MiB of RSS that stays for the process's life).
 if [ "$MODE" != bare ]; then
     KEY=$("$PODIUM" keys create --tenant default --quiet --config "$WORK/config.yaml" | tail -n 1)
+else
+    "$PODIUM" keys list --config "$WORK/config.yaml" >/dev/null
 fi
 (cd "$WORK" && exec "$PODIUM" serve --config "$WORK/config.yaml" --port "$PORT" --log-level warning) \
     >"$WORK/podium.log" 2>&1 &
