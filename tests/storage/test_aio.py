@@ -105,7 +105,7 @@ async def test_a_cancelled_task_still_returns_its_connection_to_the_pool(
 
 
 def test_the_gateway_never_imports_the_orm_or_the_other_commands() -> None:
-    """``podium serve`` pays in memory for every module it imports (the ORM alone is 5.9 MB)."""
+    """``podium serve`` pays in memory for every module it imports (the ORM alone is 6 MiB)."""
     script = textwrap.dedent(
         """
         import asyncio, sys, tempfile

@@ -2,7 +2,7 @@
 
 Sub-commands are imported when they run, not when ``podium`` starts: ``podium serve`` is a long-lived
 process, and importing the demo, the benchmark and the table-printing commands (rich) with it cost
-2.3 MB of its resident memory for code it never runs. ``podium --help`` still lists every command
+2.3 MiB of its resident memory for code it never runs. ``podium --help`` still lists every command
 (it imports them all to show their help).
 """
 
