@@ -32,6 +32,21 @@ def test_unsupported_or_invalid_urls_are_config_errors(url: str) -> None:
         normalize_url(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite+pysqlite:///podium.db", "'pysqlite' database driver is not an asyncio driver"),
+        ("postgresql+pg8000://app:hunter2@h/db", "pg8000"),  # a blocking driver, and not installed
+        ("postgresql+nosuchdriver://app:hunter2@h/db", "nosuchdriver"),
+    ],
+)
+def test_a_blocking_or_unknown_driver_is_a_config_error(url: str, says: str) -> None:
+    """A blocking driver would stall the gateway's event loop on every query: refused at once."""
+    with pytest.raises(ConfigError, match=says) as caught:
+        Database(url)
+    assert "hunter2" not in str(caught.value)
+
+
 async def test_password_is_hidden_in_display_url() -> None:
     db = Database("postgresql://app:hunter2-secret@127.0.0.1/podium")
     try:

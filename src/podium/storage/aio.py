@@ -22,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Connection, CursorResult, Dialect, Engine
 from sqlalchemy.engine.interfaces import CoreExecuteOptionsParameter
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.util import greenlet_spawn
 
@@ -63,8 +64,13 @@ class AsyncConnection:
         Returns:
             The buffered result.
         """
+        # _require_await: a statement that never awaited the driver ran on a blocking one; fail loudly.
         return await greenlet_spawn(
-            self.sync_connection.execute, statement, parameters, execution_options=execution_options
+            self.sync_connection.execute,
+            statement,
+            parameters,
+            execution_options=execution_options,
+            _require_await=True,
         )
 
     async def run_sync(
@@ -134,10 +140,22 @@ def create_async_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     Args:
         url: The database URL.
         **kwargs: ``sqlalchemy.create_engine`` arguments.
+
+    Raises:
+        sqlalchemy.exc.InvalidRequestError: the URL names a blocking (not asyncio) driver.
+        sqlalchemy.exc.ArgumentError: the URL or an argument is invalid (a driver not installed, ...).
     """
     # `_is_async` is how SQLAlchemy's own create_async_engine asks for a dialect's asyncio variant
     # (postgresql+psycopg -> psycopg_async); aiosqlite and asyncpg are their own asyncio variants.
-    return AsyncEngine(create_engine(url, _is_async=True, **kwargs))
+    engine = create_engine(url, _is_async=True, **kwargs)
+    if not engine.dialect.is_async:
+        # A blocking driver would stall the event loop on every query; refuse it as the extension does.
+        engine.dispose()
+        raise InvalidRequestError(
+            f"the {engine.dialect.driver!r} database driver is not an asyncio driver "
+            "(use sqlite+aiosqlite or postgresql+asyncpg)"
+        )
+    return AsyncEngine(engine)
 
 
 async def _complete(cleanup: Coroutine[Any, Any, None]) -> None:

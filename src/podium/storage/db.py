@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InvalidRequestError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from podium.errors import ConfigError
@@ -98,7 +98,13 @@ class Database:
             # Pre-ping replaces connections that died while the database restarted, so the first
             # write after an outage succeeds instead of failing on a stale socket.
             kwargs.update(pool_pre_ping=True, connect_args={"timeout": connect_timeout})
-        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        try:
+            self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        except (ArgumentError, InvalidRequestError, ImportError) as exc:  # ImportError: driver not installed
+            raise ConfigError(
+                f"cannot use the database URL {self.display_url}: {exc}; use sqlite:///path/to/podium.db "
+                "or postgresql://user@host/db"
+            ) from exc
         if self.is_sqlite:
             _configure_sqlite(self.engine, busy_timeout)
 
