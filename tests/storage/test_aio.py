@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import InvalidRequestError
 
 from podium.storage import Database
 
@@ -54,6 +55,32 @@ async def test_a_block_that_raises_rolls_back_and_one_that_ends_commits(table_db
     async with table_db.transaction() as conn:
         await conn.execute(text("INSERT INTO t VALUES (1)"))
     assert await _count(table_db) == 1
+
+
+async def test_work_after_a_commit_inside_the_block_is_refused_not_silently_lost(table_db: Database) -> None:
+    """A second transaction started inside the block would be rolled back when the block ends."""
+
+    async def commit_then_insert() -> None:
+        async with table_db.transaction() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            await conn.commit()
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+    with pytest.raises(InvalidRequestError, match="closed transaction"):
+        await commit_then_insert()
+    async with table_db.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT x FROM t"))).scalars().all() == [1]
+
+
+async def test_server_side_cursors_are_refused(table_db: Database) -> None:
+    async with table_db.transaction() as conn:
+        await conn.execute(text("INSERT INTO t VALUES (1)"))
+    async with table_db.engine.connect() as conn:
+        with pytest.raises(InvalidRequestError, match="stream_results"):
+            await conn.execute(text("SELECT x FROM t"), execution_options={"stream_results": True})
+        # The connection is still usable afterwards.
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    assert table_db.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 async def test_run_sync_hands_synchronous_code_a_connection(table_db: Database) -> None:

@@ -7,8 +7,8 @@ that extension podium needs, built on the same mechanism: a Core ``Engine`` whos
 asyncio database driver (aiosqlite, asyncpg), called inside a greenlet (``greenlet_spawn``) so that
 the driver's awaits suspend the calling coroutine instead of blocking the event loop.
 
-Results come back buffered, as the asyncio dialects fetch every row before returning; podium has no
-server-side cursors.
+Results come back buffered, as the asyncio dialects fetch every row before returning; server-side
+cursors (``stream_results``, ``yield_per``) are refused, as podium has no use for them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Connection, CursorResult, Dialect, Engine
@@ -25,6 +25,9 @@ from sqlalchemy.engine.interfaces import CoreExecuteOptionsParameter
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.util import greenlet_spawn
+
+if TYPE_CHECKING:
+    from sqlalchemy.util.typing import TupleAny
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,7 +56,7 @@ class AsyncConnection:
         parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         *,
         execution_options: CoreExecuteOptionsParameter | None = None,
-    ) -> CursorResult[Any]:
+    ) -> CursorResult[*TupleAny]:
         """Execute a Core statement (a list of parameter dicts runs it once per dict).
 
         Args:
@@ -65,13 +68,19 @@ class AsyncConnection:
             The buffered result.
         """
         # _require_await: a statement that never awaited the driver ran on a blocking one; fail loudly.
-        return await greenlet_spawn(
+        result = await greenlet_spawn(
             self.sync_connection.execute,
             statement,
             parameters,
             execution_options=execution_options,
             _require_await=True,
         )
+        options = result.context.execution_options
+        if options.get("stream_results") or options.get("yield_per"):
+            # A server-side cursor would be read outside the greenlet, where the driver cannot await.
+            await greenlet_spawn(result.close)
+            raise InvalidRequestError("podium's storage reads results whole: no stream_results/yield_per")
+        return result
 
     async def run_sync(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -89,8 +98,13 @@ class AsyncConnection:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[None]:
-        """A transaction: committed when the block ends, rolled back when it raises."""
+        """A transaction: committed when the block ends, rolled back when it raises.
+
+        Statements after the transaction was ended inside the block (by :meth:`commit`) are refused,
+        as by SQLAlchemy: they would otherwise start a new transaction that nobody commits.
+        """
         transaction = await greenlet_spawn(self.sync_connection.begin)
+        transaction.__enter__()  # no I/O: marks the transaction as the block's, which the check needs
         try:
             yield
         except BaseException as exc:
