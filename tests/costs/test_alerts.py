@@ -202,3 +202,28 @@ async def test_soft_alerts_without_smtp_still_publish() -> None:
     await gov.alerts.aclose()
     assert [e.alert.threshold for e in seen] == [0.5]
     assert seen[0].alert.period == "monthly"
+
+
+async def test_a_settlement_answered_later_by_redis_still_raises_its_alert(store: StateStore) -> None:
+    """On Redis the answer leaves before the commit's reply; the alert that reply carries still goes out."""
+    bus = EventBus()
+    seen: list[BudgetAlertEvent] = []
+    bus.subscribe(BudgetAlertEvent, seen.append)
+    gov = Governance(store, bus=bus)
+    gov.set_budget("tenant-a", daily=10, thresholds=[0.5])
+    try:
+        await _spend(gov, 1)  # opens the pipe's connection on Redis
+        ticket = await gov.guard.admit("tenant-a", None, None, RequestEstimate(10, 10))
+        settlement = await gov.guard.settle(ticket, Usage(10, 10, 20), 6.0, provider="gpt", model="gpt-4o")
+        assert settlement.cost == pytest.approx(6.0)
+        if isinstance(store, RedisStateStore):
+            assert settlement.alerts == ()  # not known yet when the answer left
+        else:
+            assert [a.threshold for a in settlement.alerts] == [0.5]
+        status = await gov.get_budget_status("tenant-a")  # reads wait for the unanswered commit
+        assert status.periods[0].spent == pytest.approx(7.0)
+        await gov.alerts.drain(5)
+        assert [e.alert.threshold for e in seen] == [0.5]
+        assert seen[0].alert.spent == pytest.approx(7.0)
+    finally:
+        await gov.alerts.aclose()

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from podium import StateStoreUnavailable
-from podium.state import BucketTake, HashIncr, RedisStateStore
+from podium.state import BucketTake, HashIncr, RedisStateStore, SlotAcquire, SlotRelease
 from podium.state.pipe import CLIENT_NAME
 from tests.state.stores import REDIS_URL, real_redis_store, require_redis, unique_prefix
 
@@ -145,3 +145,43 @@ def test_the_pipe_works_on_uvloop_as_the_server_runs_it() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         levels = runner.run(scenario())
     assert [round(v) for v in levels] == [99 + i for i in range(50)]
+
+
+async def test_a_commit_sent_without_waiting_is_seen_by_every_later_call(
+    redis_store: RedisStateStore,
+) -> None:
+    """``commit_soon`` returns before Redis answers, yet nothing later from this process overtakes it."""
+    slot = SlotAcquire("slots", member="request-1", limit=1, ttl=60)
+    assert (await redis_store.reserve([slot])).ok
+    ledger = HashIncr("ledger", (("n", 1),), ttl=60)
+    # Connected: the commit is written at once, and its reply has not been read yet.
+    soon = redis_store.commit_soon([SlotRelease("slots", member="request-1"), ledger])
+    assert soon is not None and not soon.done()
+    # The freed slot is there for the next reservation, sent right after on the same connection ...
+    second = await redis_store.reserve([SlotAcquire("slots", member="request-2", limit=1, ttl=60)])
+    assert second.ok
+    # ... and reads through redis-py (another connection) wait for the unanswered commit.
+    assert await redis_store.hashes(["ledger"]) == [{"n": 1}]
+    assert (await soon).flags == ()
+
+
+async def test_a_commit_with_no_open_connection_is_left_to_commit(redis_store: RedisStateStore) -> None:
+    # A new store has no connection yet: the caller commits and waits, as before.
+    assert redis_store.commit_soon([HashIncr("ledger", (("n", 1),), ttl=60)]) is None
+    await redis_store.commit([HashIncr("ledger", (("n", 1),), ttl=60)])
+    assert redis_store.commit_soon([]) is None
+
+
+async def test_a_commit_sent_without_waiting_survives_a_flushed_script_cache(
+    redis_store: RedisStateStore,
+) -> None:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await redis_store.reserve([BucketTake("x", capacity=5, rate=0.0001, amount=1)])
+        await client.script_flush()
+        soon = redis_store.commit_soon([HashIncr("ledger", (("n", 3),), ttl=60)])
+        assert soon is not None
+        await asyncio.wait_for(soon, 10)
+        assert await redis_store.hashes(["ledger"]) == [{"n": 3}]
+    finally:
+        await client.aclose()

@@ -17,6 +17,7 @@ what a response costs beyond its own reservation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -76,7 +77,9 @@ class Settlement(msgspec.Struct, frozen=True):
         cost: US dollars.
         cost_nanos: Exact nano-dollars, as added to the ledger and budgets.
         source: Where the price came from (``genai-prices``, ``override``, ``local``, ``unknown``).
-        alerts: Alerts this settlement raised (already being delivered).
+        alerts: Alerts this settlement raised (already being delivered). Empty when the store confirms
+            the settlement after the answer (Redis, see ``StateStore.commit_soon``): its alerts are
+            delivered all the same, once the store's reply comes.
     """
 
     cost: float
@@ -338,11 +341,38 @@ class Guard:
         ops += [ref.settle(amount, price.nanos, now) for ref, amount in ticket.budgets]
         ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
         ticket.state = "settled"
+        soon = self.store.commit_soon(ops)
+        if soon is not None:
+            # The answer does not wait for the store's reply (a round trip to Redis): later calls from
+            # this process see the commit applied, and its alerts go out when the reply comes.
+            soon.add_done_callback(functools.partial(self._settled_later, ticket, first, price))
+            ticket.settlement = Settlement(price.usd, price.nanos, price.source)
+            return ticket.settlement
         committed = await self._commit_after(ops, "a charge of $%.6f to tenant %r", price.usd, ticket.tenant)
         spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
         alerts = self._alerts(ticket, committed.flags, spent)
         ticket.settlement = Settlement(price.usd, price.nanos, price.source, alerts)
         return ticket.settlement
+
+    def _settled_later(
+        self, ticket: Ticket, first: int, price: Cost, soon: asyncio.Future[Committed]
+    ) -> None:
+        """The store's reply to a settlement sent by ``commit_soon``: raise its alerts, or log its loss."""
+        if soon.cancelled():
+            return
+        exc = soon.exception()
+        if exc is not None:
+            # As _commit_after: the answer is out; the shared ledger and budgets miss this charge.
+            log.error(
+                "a charge of $%.6f to tenant %r was not recorded in the state store: %s",
+                price.usd,
+                ticket.tenant,
+                exc,
+            )
+            return
+        committed = soon.result()
+        spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
+        self._alerts(ticket, committed.flags, spent)
 
     async def cancel(self, ticket: Ticket, error: BaseException | None = None) -> None:
         """The request failed: refund its tokens, free its slots, drop its budget reservation.

@@ -16,6 +16,7 @@ ledger can reach fits in a double (and so in a Redis Lua number) without roundin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeAlias, runtime_checkable
 
@@ -206,6 +207,14 @@ class StateStore(Protocol):
 
     async def commit(self, ops: Sequence[Op]) -> Committed:
         """Apply every op in one atomic step."""
+        ...
+
+    def commit_soon(self, ops: Sequence[Op]) -> asyncio.Future[Committed] | None:
+        """Send the commit now and return its outcome's future, without waiting for the store's reply.
+
+        Every later call from this process sees the commit applied. None when the store cannot do that
+        at this moment (or gains nothing by it): call :meth:`commit`.
+        """
         ...
 
     async def buckets(self, keys: Sequence[tuple[str, float, float]]) -> list[BucketState]:

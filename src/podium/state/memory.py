@@ -6,6 +6,7 @@ coroutines of the process without a lock. The clock is injectable so tests can d
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -147,6 +148,10 @@ class MemoryStateStore:
 
     def _budget_writer(self, check: BudgetReserve, state: dict[str, int], now: float) -> Callable[[], None]:
         return lambda: self._put(check.key, state, check.ttl, now)
+
+    def commit_soon(self, ops: Sequence[Op]) -> asyncio.Future[Committed] | None:
+        """None: a commit in memory waits for nothing, so :meth:`commit` is as quick."""
+        return None
 
     async def commit(self, ops: Sequence[Op]) -> Committed:
         """Apply every op (see :meth:`StateStore.commit`)."""

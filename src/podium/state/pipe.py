@@ -191,6 +191,46 @@ class RedisPipe:
             raise RedisScriptError(str(reply))
         return reply
 
+    def evalsha_now(
+        self, sha: str, script: str | bytes | memoryview, keys: Sequence[str], args: Sequence[str]
+    ) -> asyncio.Future[Any] | None:
+        """Write an EVALSHA now and return its reply's future; None when this loop has no open connection.
+
+        A call made on this loop afterwards runs after it in Redis (one connection, replies in order).
+        The future resolves as :meth:`evalsha` returns, NOSCRIPT fallback included.
+
+        Raises:
+            StateStoreUnavailable: the connection turned out to be closed while writing.
+        """
+        loop = asyncio.get_running_loop()
+        conn = self._connections.get(loop)
+        if conn is None or not conn.usable:
+            return None
+        sent = conn.send(_pack(("EVALSHA", sha, str(len(keys)), *keys, *args)))
+        out: asyncio.Future[Any] = loop.create_future()
+
+        def replied(fut: asyncio.Future[Any]) -> None:
+            if out.done():
+                return
+            if fut.cancelled():
+                out.cancel()
+                return
+            exc = fut.exception()
+            reply = None if exc is not None else fut.result()
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+                # Rare (a restarted or flushed server): the body is sent, later than calls made meanwhile.
+                resent = asyncio.ensure_future(self.evalsha(sha, script, keys, args))
+                resent.add_done_callback(lambda again: _forward(again, out))
+            elif exc is not None:
+                out.set_exception(exc)
+            elif isinstance(reply, hiredis.ReplyError):
+                out.set_exception(RedisScriptError(str(reply)))
+            else:
+                out.set_result(reply)
+
+        sent.add_done_callback(replied)
+        return out
+
     async def call(self, *args: str | bytes | memoryview) -> Any:
         """Send one command; returns its reply (a ``hiredis.ReplyError`` for an error reply)."""
         loop = asyncio.get_running_loop()
@@ -250,6 +290,17 @@ class RedisPipe:
             elif not loop.is_closed():
                 loop.call_soon_threadsafe(conn.close)
         self._connections.clear()
+
+
+def _forward(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
 
 
 class RedisScriptError(RuntimeError):

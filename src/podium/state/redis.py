@@ -9,6 +9,7 @@ a pipelined connection that costs a fraction of redis-py's per-call CPU; the res
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from importlib.resources import files
@@ -68,6 +69,7 @@ class RedisStateStore:
         self._read: AsyncScript = client.register_script(_script("read.lua"))
         self._unlock: AsyncScript = client.register_script(_script("unlock.lua"))
         self._pipe = RedisPipe.for_client(client)
+        self._unanswered: set[asyncio.Future[Committed]] = set()
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "podium:") -> RedisStateStore:
@@ -112,11 +114,52 @@ class RedisStateStore:
         if not ops:
             return Committed()
         keys, args = self._commit_args(ops)
-        raw = [_text(v) for v in await self._hot(self._commit, keys, args)]
+        return self._committed(await self._hot(self._commit, keys, args))
+
+    def commit_soon(self, ops: Sequence[Op]) -> asyncio.Future[Committed] | None:
+        """Write the commit to the pipe now; its reply resolves the returned future.
+
+        The request path's reservations travel on the same connection, so they run after it in Redis;
+        this store's reads (:meth:`buckets`, :meth:`slots`, :meth:`budgets`, :meth:`hashes`) and
+        :meth:`aclose` first wait for the commits still unanswered. None without an open pipe.
+        """
+        if not ops or self._pipe is None:
+            return None
+        keys, args = self._commit_args(ops)
+        try:
+            sent = self._pipe.evalsha_now(self._commit.sha, self._commit.script, keys, args)
+        except StateStoreUnavailable:
+            return None  # commit() reconnects, or reports the outage
+        if sent is None:
+            return None
+        out: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
+
+        def replied(fut: asyncio.Future[Any]) -> None:
+            self._unanswered.discard(out)
+            if out.done():
+                return
+            if fut.cancelled():
+                out.cancel()
+            elif (exc := fut.exception()) is not None:
+                out.set_exception(exc)
+            else:
+                out.set_result(self._committed(fut.result()))
+
+        self._unanswered.add(out)
+        sent.add_done_callback(replied)
+        return out
+
+    def _committed(self, reply: Any) -> Committed:
+        raw = [_text(v) for v in reply]
         bar = raw.index("|")
         spent = {int(raw[i]): int(raw[i + 1]) for i in range(0, bar, 2)}
         flags = tuple(f.removeprefix(self.prefix) for f in raw[bar + 1 :])
         return Committed(spent=spent, flags=flags)
+
+    async def _answered(self) -> None:
+        """Wait for the commits sent by :meth:`commit_soon` that Redis has not answered yet."""
+        if self._unanswered:
+            await asyncio.wait(list(self._unanswered))
 
     def _commit_args(self, ops: Sequence[Op]) -> tuple[list[str], list[str]]:
         """``commit.lua``'s KEYS and ARGV for ``ops``."""
@@ -153,6 +196,7 @@ class RedisStateStore:
         """The current level of each ``(key, capacity, rate)`` bucket, by the server's clock."""
         if not keys:
             return []
+        await self._answered()
         args = ["b"]
         for _, capacity, rate in keys:
             args += [_num(capacity), _num(rate)]
@@ -163,11 +207,13 @@ class RedisStateStore:
         """Live concurrency slots per key."""
         if not keys:
             return []
+        await self._answered()
         raw = await self._read(keys=[self._k(k) for k in keys], args=["s"])
         return [int(v) for v in raw]
 
     async def budgets(self, keys: Sequence[str]) -> list[BudgetState]:
         """Spend and reservations per budget period key."""
+        await self._answered()
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hmget(self._k(key), "s", "r")
@@ -176,6 +222,7 @@ class RedisStateStore:
 
     async def hashes(self, keys: Sequence[str]) -> list[dict[str, int]]:
         """Every field of each integer hash."""
+        await self._answered()
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hgetall(self._k(key))
@@ -219,6 +266,7 @@ class RedisStateStore:
 
     async def aclose(self) -> None:
         """Close the pipe, and the client when this store created it."""
+        await self._answered()
         if self._pipe is not None:
             await self._pipe.aclose()
         if self._owns:
