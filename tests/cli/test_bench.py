@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +71,34 @@ async def test_bench_reads_the_drops_the_gateways_writer_logged(
     log.write_text("\n".join(r.getMessage() for r in caplog.records))
     assert _records_dropped(log) == 6
     assert _records_dropped(tmp_path / "missing.log") == 0
+
+
+def test_a_gateway_whose_port_was_taken_meanwhile_is_started_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from podium.cli import bench
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = iter([busy, bench._free_port()])  # the first as if another process bound it first
+        monkeypatch.setattr(bench, "_free_port", lambda: next(ports))
+        gateway = bench._start_gateway("bare", "http://127.0.0.1:9/v1")
+    try:
+        assert not gateway.url.endswith(f":{busy}")
+        assert bench._get(f"{gateway.url}/v1/models", {})[0] == 200
+    finally:
+        bench._stop(gateway.proc)
+        shutil.rmtree(gateway.workdir, ignore_errors=True)
+
+
+def test_a_gateway_that_fails_to_start_reports_the_end_of_its_log(tmp_path: Path) -> None:
+    from podium.cli import bench
+
+    (tmp_path / "config.yaml").write_text("providers: [{type: no-such-type, name: x}]\n")
+    with pytest.raises(
+        RuntimeError, match=r"exited with \d+ before it was ready; the end of its log"
+    ) as caught:
+        bench._start_gateway("bare", "http://127.0.0.1:9/v1", workdir=tmp_path)
+    assert "no-such-type" in str(caught.value)

@@ -336,6 +336,9 @@ def _prepare_database(mode: str, cfg_path: Path) -> str | None:
     return out.stdout.strip().splitlines()[-1]
 
 
+_START_ATTEMPTS = 3
+
+
 def _start_gateway(
     mode: str,
     upstream: str,
@@ -350,34 +353,44 @@ def _start_gateway(
         workdir = _workdir(mode, upstream, providers, tenants)
         key = _prepare_database(mode, workdir / "config.yaml")
     cfg_path = workdir / "config.yaml"
-    port = _free_port()
-    log = open(workdir / "podium.log", "wb")  # noqa: SIM115 - the process keeps it open while it runs
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            *_podium(),
-            "serve",
-            "--config",
-            str(cfg_path),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    url = f"http://127.0.0.1:{port}"
     headers = {"authorization": f"Bearer {key}"} if key else {}
-    try:
-        _wait_ready(f"{url}/v1/models", headers, proc, 60)
-    except BaseException:
-        _stop(proc)
-        raise
-    return _Gateway(proc, url, key, time.perf_counter() - t0, workdir)
+    for attempt in range(_START_ATTEMPTS):
+        port = _free_port()
+        log_path = workdir / "podium.log"
+        t0 = time.perf_counter()
+        with open(log_path, "wb") as log:  # the child writes to its own copy of the descriptor
+            proc = subprocess.Popen(
+                [
+                    *_podium(),
+                    "serve",
+                    "--config",
+                    str(cfg_path),
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--workers",
+                    str(workers),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(f"{url}/v1/models", headers, proc, 60)
+        except RuntimeError as exc:
+            _stop(proc)
+            tail = log_path.read_bytes()[-2000:].decode("utf-8", "replace").strip()
+            # The port was free when chosen; another process may have taken it before the bind.
+            if "address already in use" in tail and attempt + 1 < _START_ATTEMPTS:
+                continue
+            raise RuntimeError(f"{exc}; the end of its log ({log_path}):\n{tail}") from exc
+        except BaseException:
+            _stop(proc)
+            raise
+        return _Gateway(proc, url, key, time.perf_counter() - t0, workdir)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 # --- load -------------------------------------------------------------------------------------------------
