@@ -42,6 +42,13 @@ from podium.types import Usage
 
 log = logging.getLogger(__name__)
 
+_CHARGE = "a charge of $%.6f to tenant %r"  # what a lost settlement or charge was, for the log
+
+
+def _log_lost(exc: BaseException, what: str, *what_args: object) -> None:
+    """Log a commit the state store did not take after the answer went out (formatted only here)."""
+    log.error(f"{what} was not recorded in the state store: %s", *what_args, exc)
+
 
 class ProviderOverLimit(LimitExceeded):
     """A provider is over podium's own limit for it: the router moves on to the next provider.
@@ -304,10 +311,8 @@ class Guard:
         ops: list[Op] = [ref.settle(0, price.nanos, now) for ref, _ in ticket.budgets]
         ops += self.ledger.ops(ticket.tenant, provider, model, usage, price.nanos, now)
         ticket.charged_tokens += _tokens(usage)
-        committed = await self._commit_after(ops, "a charge of $%.6f to tenant %r", price.usd, ticket.tenant)
-        alerts = self._alerts(
-            ticket, committed.flags, [committed.spent.get(i, 0) for i in range(len(ticket.budgets))]
-        )
+        committed = await self._commit_after(ops, _CHARGE, price.usd, ticket.tenant)
+        alerts = self._settled_alerts(ticket, 0, committed)
         return Settlement(price.usd, price.nanos, price.source, alerts)
 
     async def settle(
@@ -348,11 +353,15 @@ class Guard:
             soon.add_done_callback(functools.partial(self._settled_later, ticket, first, price))
             ticket.settlement = Settlement(price.usd, price.nanos, price.source)
             return ticket.settlement
-        committed = await self._commit_after(ops, "a charge of $%.6f to tenant %r", price.usd, ticket.tenant)
-        spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
-        alerts = self._alerts(ticket, committed.flags, spent)
+        committed = await self._commit_after(ops, _CHARGE, price.usd, ticket.tenant)
+        alerts = self._settled_alerts(ticket, first, committed)
         ticket.settlement = Settlement(price.usd, price.nanos, price.source, alerts)
         return ticket.settlement
+
+    def _settled_alerts(self, ticket: Ticket, first: int, committed: Committed) -> tuple[BudgetAlert, ...]:
+        """The alerts a settlement's commit raised; its budget ops start at index ``first``."""
+        spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
+        return self._alerts(ticket, committed.flags, spent)
 
     def _settled_later(
         self, ticket: Ticket, first: int, price: Cost, soon: asyncio.Future[Committed]
@@ -362,17 +371,10 @@ class Guard:
             return
         exc = soon.exception()
         if exc is not None:
-            # As _commit_after: the answer is out; the shared ledger and budgets miss this charge.
-            log.error(
-                "a charge of $%.6f to tenant %r was not recorded in the state store: %s",
-                price.usd,
-                ticket.tenant,
-                exc,
-            )
+            # As in _commit_after, with any error: nobody awaits this commit to receive it.
+            _log_lost(exc, _CHARGE, price.usd, ticket.tenant)
             return
-        committed = soon.result()
-        spent = [committed.spent.get(first + i, 0) for i in range(len(ticket.budgets))]
-        self._alerts(ticket, committed.flags, spent)
+        self._settled_alerts(ticket, first, soon.result())
 
     async def cancel(self, ticket: Ticket, error: BaseException | None = None) -> None:
         """The request failed: refund its tokens, free its slots, drop its budget reservation.
@@ -400,7 +402,7 @@ class Guard:
         try:
             return await self.store.commit(ops)
         except StateStoreUnavailable as exc:
-            log.error(f"{what} was not recorded in the state store: %s", *what_args, exc)
+            _log_lost(exc, what, *what_args)
             return Committed()
 
     @staticmethod
