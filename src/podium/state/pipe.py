@@ -23,15 +23,17 @@ import asyncio
 import collections
 import ssl
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from podium.errors import StateStoreUnavailable
+
+T = TypeVar("T")
 
 _CONNECT_TIMEOUT = 5.0
 CLIENT_NAME = "podium-pipe"  # what ``CLIENT LIST`` shows for the pipe's connections
@@ -184,12 +186,13 @@ class RedisPipe:
             RedisScriptError: the script raised an error.
         """
         reply = await self.call("EVALSHA", sha, str(len(keys)), *keys, *args)
-        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
-            # A restarted or flushed server: EVAL runs the body and caches it under the same SHA.
-            reply = await self.call("EVAL", script, str(len(keys)), *keys, *args)
-        if isinstance(reply, hiredis.ReplyError):
-            raise RedisScriptError(str(reply))
-        return reply
+        if _noscript(reply):
+            return await self._eval(script, keys, args)
+        return _script_result(reply)
+
+    async def _eval(self, script: str | bytes | memoryview, keys: Sequence[str], args: Sequence[str]) -> Any:
+        # A restarted or flushed server: EVAL runs the body and caches it under the same SHA.
+        return _script_result(await self.call("EVAL", script, str(len(keys)), *keys, *args))
 
     def evalsha_now(
         self, sha: str, script: str | bytes | memoryview, keys: Sequence[str], args: Sequence[str]
@@ -210,23 +213,12 @@ class RedisPipe:
         out: asyncio.Future[Any] = loop.create_future()
 
         def replied(fut: asyncio.Future[Any]) -> None:
-            if out.done():
-                return
-            if fut.cancelled():
-                out.cancel()
-                return
-            exc = fut.exception()
-            reply = None if exc is not None else fut.result()
-            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+            if not fut.cancelled() and fut.exception() is None and _noscript(fut.result()):
                 # Rare (a restarted or flushed server): the body is sent, later than calls made meanwhile.
-                resent = asyncio.ensure_future(self.evalsha(sha, script, keys, args))
-                resent.add_done_callback(lambda again: _forward(again, out))
-            elif exc is not None:
-                out.set_exception(exc)
-            elif isinstance(reply, hiredis.ReplyError):
-                out.set_exception(RedisScriptError(str(reply)))
+                resent = asyncio.ensure_future(self._eval(script, keys, args))
+                resent.add_done_callback(lambda again: forward(again, out))
             else:
-                out.set_result(reply)
+                forward(fut, out, _script_result)
 
         sent.add_done_callback(replied)
         return out
@@ -292,7 +284,23 @@ class RedisPipe:
         self._connections.clear()
 
 
-def _forward(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+def _noscript(reply: Any) -> bool:
+    return isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT")
+
+
+def _script_result(reply: Any) -> Any:
+    if isinstance(reply, hiredis.ReplyError):
+        raise RedisScriptError(str(reply))
+    return reply
+
+
+def forward(
+    source: asyncio.Future[Any], target: asyncio.Future[T], convert: Callable[[Any], T] | None = None
+) -> None:
+    """Settle ``target`` as ``source`` ended: its result (through ``convert``), error or cancellation.
+
+    An error raised by ``convert`` becomes ``target``'s error. Nothing happens if ``target`` is done.
+    """
     if target.done():
         return
     if source.cancelled():
@@ -300,7 +308,12 @@ def _forward(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
     elif (exc := source.exception()) is not None:
         target.set_exception(exc)
     else:
-        target.set_result(source.result())
+        try:
+            value = source.result() if convert is None else convert(source.result())
+        except Exception as error:
+            target.set_exception(error)
+        else:
+            target.set_result(value)
 
 
 class RedisScriptError(RuntimeError):

@@ -35,7 +35,7 @@ from podium.state.base import (
     SlotAcquire,
     SlotRelease,
 )
-from podium.state.pipe import RedisPipe
+from podium.state.pipe import RedisPipe, forward
 
 
 def _script(name: str) -> str:
@@ -136,14 +136,7 @@ class RedisStateStore:
 
         def replied(fut: asyncio.Future[Any]) -> None:
             self._unanswered.discard(out)
-            if out.done():
-                return
-            if fut.cancelled():
-                out.cancel()
-            elif (exc := fut.exception()) is not None:
-                out.set_exception(exc)
-            else:
-                out.set_result(self._committed(fut.result()))
+            forward(fut, out, self._committed)
 
         self._unanswered.add(out)
         sent.add_done_callback(replied)
