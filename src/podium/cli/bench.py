@@ -354,9 +354,9 @@ def _start_gateway(
         key = _prepare_database(mode, workdir / "config.yaml")
     cfg_path = workdir / "config.yaml"
     headers = {"authorization": f"Bearer {key}"} if key else {}
+    log_path = workdir / "podium.log"
     for attempt in range(_START_ATTEMPTS):
         port = _free_port()
-        log_path = workdir / "podium.log"
         t0 = time.perf_counter()
         with open(log_path, "wb") as log:  # the child writes to its own copy of the descriptor
             proc = subprocess.Popen(
