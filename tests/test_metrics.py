@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from podium.backend import CallContext
@@ -14,6 +16,7 @@ from podium.health.config import BreakerSettings, HealthSettings
 from podium.health.registry import HealthRegistry
 from podium.health.stats import StatsRecorder
 from podium.observability import PodiumMetrics
+from podium.observability.series import CounterSeries, GaugeSeries, HistogramSeries
 from podium.routing.retry import RetryPolicy
 from podium.routing.router import Router
 from podium.routing.strategies.priority import PriorityStrategy
@@ -154,3 +157,37 @@ async def test_json_snapshot_and_registries_are_per_instance(
     assert snap["podium_circuit_state"]["type"] == "gauge"
     other = PodiumMetrics()  # a second orchestrator's metrics: its own registry, nothing shared
     assert value(other, "podium_requests_total", tenant="t1", kind="chat", outcome="ok") is None
+
+
+def _exposition(registry: CollectorRegistry) -> str:
+    text = generate_latest(registry).decode()
+    return re.sub(r"(_created\{[^}]*\}) \S+", r"\1 T", text)  # creation times differ by construction
+
+
+def test_series_are_exposed_exactly_as_prometheus_clients_own_classes() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    bounds = (0.001, 0.5, 1.0, 2.5)
+    hist = HistogramSeries("x_seconds", "Time", ("tenant", "kind"), bounds)
+    count = CounterSeries("x_calls", "Calls", ("tenant",))
+    gauge = GaugeSeries("x_open", "Open", ("tenant",))
+    for family in (hist, count, gauge):
+        ours.register(family)
+    ref_hist = Histogram("x_seconds", "Time", ["tenant", "kind"], registry=theirs, buckets=bounds)
+    ref_count = Counter("x_calls", "Calls", ["tenant"], registry=theirs)
+    ref_gauge = Gauge("x_open", "Open", ["tenant"], registry=theirs)
+    # Values on a bound belong to that bound's bucket; above the last bound, to +Inf.
+    seen = [("a", "chat", 0.001), ("a", "chat", 0.0005), ("a", "chat", 0.75), ("b", "stream", 2.5),
+            ("b", "stream", 99.0), ("a", "chat", 1.0)]  # fmt: skip
+    for tenant, kind, seconds in seen:
+        hist.observe((tenant, kind), seconds)
+        ref_hist.labels(tenant, kind).observe(seconds)
+        count.inc((tenant,), 2)
+        ref_count.labels(tenant).inc(2)
+        gauge.add((tenant,), 1)
+        ref_gauge.labels(tenant).inc()
+    gauge.add(("a",), -1)
+    ref_gauge.labels("a").dec()
+    assert _exposition(ours) == _exposition(theirs)
+    assert ours.get_sample_value("x_seconds_bucket", {"tenant": "a", "kind": "chat", "le": "0.001"}) == 2
+    assert ours.get_sample_value("x_seconds_count", {"tenant": "b", "kind": "stream"}) == 2
+    assert ours.get_sample_value("x_open", {"tenant": "a"}) == 3

@@ -1,7 +1,8 @@
 """Prometheus metrics of one Orchestrator, in its own ``CollectorRegistry`` (never the global one).
 
-Recording is a few in-memory additions (prometheus-client is thread-safe and does no I/O); circuit
-states and the record writer's queue depth are read only when metrics are scraped.
+Recording is a dict lookup and an addition per value (``podium.observability.series``: no lock, no I/O);
+the families become Prometheus metrics, and circuit states and the record writer's queue depth are
+read, only when metrics are scraped.
 
 Families (all prefixed ``podium_``):
 
@@ -30,12 +31,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from podium.health.breaker import STATE_VALUES
 from podium.health.registry import HealthRegistry
+from podium.observability.series import CounterSeries, GaugeSeries, HistogramSeries
 from podium.types import Usage
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -80,138 +82,113 @@ class PodiumMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        ns = "podium"
-        self.requests = Counter(
-            "requests", "Caller requests", ["tenant", "kind", "outcome"], namespace=ns, registry=r
+        attempt = ("tenant", "provider", "model")
+        self.requests = CounterSeries("podium_requests", "Caller requests", ("tenant", "kind", "outcome"))
+        self.request_errors = CounterSeries(
+            "podium_request_errors", "Failed caller requests by error class", ("tenant", "error")
         )
-        self.request_errors = Counter(
-            "request_errors",
-            "Failed caller requests by error class",
-            ["tenant", "error"],
-            namespace=ns,
-            registry=r,
-        )
-        self.request_duration = Histogram(
-            "request_duration_seconds",
+        self.request_duration = HistogramSeries(
+            "podium_request_duration_seconds",
             "Caller request time, every attempt included",
-            ["tenant", "kind"],
-            namespace=ns,
-            registry=r,
-            buckets=_LATENCY_BUCKETS,
+            ("tenant", "kind"),
+            _LATENCY_BUCKETS,
         )
-        self.overhead = Histogram(
-            "overhead_seconds",
+        self.overhead = HistogramSeries(
+            "podium_overhead_seconds",
             "Request time not spent waiting on upstream providers",
-            ["tenant"],
-            namespace=ns,
-            registry=r,
-            buckets=_OVERHEAD_BUCKETS,
+            ("tenant",),
+            _OVERHEAD_BUCKETS,
         )
-        attempt_labels = ["tenant", "provider", "model"]
-        self.attempts = Counter(
-            "upstream_requests", "Upstream attempts", [*attempt_labels, "outcome"], namespace=ns, registry=r
+        self.attempts = CounterSeries("podium_upstream_requests", "Upstream attempts", (*attempt, "outcome"))
+        self.upstream_errors = CounterSeries(
+            "podium_upstream_errors", "Failed upstream attempts by error class", (*attempt, "error")
         )
-        self.upstream_errors = Counter(
-            "upstream_errors",
-            "Failed upstream attempts by error class",
-            [*attempt_labels, "error"],
-            namespace=ns,
-            registry=r,
-        )
-        self.upstream_latency = Histogram(
-            "upstream_latency_seconds",
+        self.upstream_latency = HistogramSeries(
+            "podium_upstream_latency_seconds",
             "Upstream attempt time (to the first chunk for streams)",
-            attempt_labels,
-            namespace=ns,
-            registry=r,
-            buckets=_LATENCY_BUCKETS,
+            attempt,
+            _LATENCY_BUCKETS,
         )
-        self.circuit_skips = Counter(
-            "circuit_skips",
-            "Attempts not made because a circuit was open",
-            ["tenant", "provider"],
-            namespace=ns,
-            registry=r,
+        self.circuit_skips = CounterSeries(
+            "podium_circuit_skips", "Attempts not made because a circuit was open", ("tenant", "provider")
         )
-        self.tokens = Counter("tokens", "Tokens", [*attempt_labels, "kind"], namespace=ns, registry=r)
-        self.cost = Counter("cost_usd", "Spend in US dollars", attempt_labels, namespace=ns, registry=r)
-        self.in_flight = Gauge(
-            "in_flight_requests", "Caller requests under way", ["tenant"], namespace=ns, registry=r
-        )
-        self.rate_limit_rejections = Counter(
-            "rate_limit_rejections",
+        self.tokens = CounterSeries("podium_tokens", "Tokens", (*attempt, "kind"))
+        self.cost = CounterSeries("podium_cost_usd", "Spend in US dollars", attempt)
+        self.in_flight = GaugeSeries("podium_in_flight_requests", "Caller requests under way", ("tenant",))
+        self.rate_limit_rejections = CounterSeries(
+            "podium_rate_limit_rejections",
             "Requests refused by podium's own rate limits",
-            ["tenant", "scope"],
-            namespace=ns,
-            registry=r,
+            ("tenant", "scope"),
         )
-        self.budget_rejections = Counter(
-            "budget_rejections", "Requests refused by a hard budget", ["tenant"], namespace=ns, registry=r
+        self.budget_rejections = CounterSeries(
+            "podium_budget_rejections", "Requests refused by a hard budget", ("tenant",)
         )
+        for family in (
+            self.requests,
+            self.request_errors,
+            self.request_duration,
+            self.overhead,
+            self.attempts,
+            self.upstream_errors,
+            self.upstream_latency,
+            self.circuit_skips,
+            self.tokens,
+            self.cost,
+            self.in_flight,
+            self.rate_limit_rejections,
+            self.budget_rejections,
+        ):
+            self.registry.register(family)
         self._queue_depth: Gauge | None = None
         self._health: _HealthCollector | None = None
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-
-    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once per series.
-
-        ``labels()`` validates and takes a lock on every call, and the request path records into the
-        same few series over and over.
-        """
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     # ------------------------------------------------------------- recording
 
     def request_started(self, tenant: str) -> None:
         """A caller request began (pair with ``request_finished``)."""
-        self._child(self.in_flight, tenant).inc()
+        self.in_flight.add((tenant,), 1.0)
 
     def request_finished(
         self, tenant: str, kind: str, seconds: float, upstream_seconds: float, error: BaseException | None
     ) -> None:
         """A caller request ended after ``seconds``, of which ``upstream_seconds`` waiting on providers."""
-        self._child(self.in_flight, tenant).dec()
-        self._child(self.requests, tenant, kind, "error" if error is not None else "ok").inc()
+        self.in_flight.add((tenant,), -1.0)
+        self.requests.inc((tenant, kind, "error" if error is not None else "ok"))
         if error is not None:
-            self._child(self.request_errors, tenant, type(error).__name__).inc()
-        self._child(self.request_duration, tenant, kind).observe(seconds)
-        self._child(self.overhead, tenant).observe(max(0.0, seconds - upstream_seconds))
+            self.request_errors.inc((tenant, type(error).__name__))
+        self.request_duration.observe((tenant, kind), seconds)
+        self.overhead.observe((tenant,), max(0.0, seconds - upstream_seconds))
 
     def attempt(
         self, tenant: str, provider: str, model: str, seconds: float, error: BaseException | None
     ) -> None:
         """One upstream attempt ended."""
-        self._child(self.attempts, tenant, provider, model, "error" if error is not None else "ok").inc()
+        self.attempts.inc((tenant, provider, model, "error" if error is not None else "ok"))
         if error is not None:
-            self._child(self.upstream_errors, tenant, provider, model, type(error).__name__).inc()
-        self._child(self.upstream_latency, tenant, provider, model).observe(seconds)
+            self.upstream_errors.inc((tenant, provider, model, type(error).__name__))
+        self.upstream_latency.observe((tenant, provider, model), seconds)
 
     def circuit_skip(self, tenant: str, provider: str) -> None:
         """An attempt was not made because the provider's (or model's) circuit was open."""
-        self._child(self.circuit_skips, tenant, provider).inc()
+        self.circuit_skips.inc((tenant, provider))
 
     def record_tokens(self, tenant: str, provider: str, model: str, usage: Usage) -> None:
         """Tokens one answer used."""
-        self._child(self.tokens, tenant, provider, model, "prompt").inc(usage.prompt_tokens)
-        self._child(self.tokens, tenant, provider, model, "completion").inc(usage.completion_tokens)
+        self.tokens.inc((tenant, provider, model, "prompt"), usage.prompt_tokens)
+        self.tokens.inc((tenant, provider, model, "completion"), usage.completion_tokens)
 
     def record_cost(self, tenant: str, provider: str, model: str, usd: float) -> None:
         """Spend of one answer in USD (costs layer)."""
         if usd > 0:
-            self._child(self.cost, tenant, provider, model).inc(usd)
+            self.cost.inc((tenant, provider, model), usd)
 
     def record_rate_limited(self, tenant: str, scope: str) -> None:
         """A request refused by podium's own rate limit (``scope``: tenant, provider, key)."""
-        self._child(self.rate_limit_rejections, tenant, scope).inc()
+        self.rate_limit_rejections.inc((tenant, scope))
 
     def record_budget_rejected(self, tenant: str) -> None:
         """A hard budget refused a request."""
-        self._child(self.budget_rejections, tenant).inc()
+        self.budget_rejections.inc((tenant,))
 
     # ---------------------------------------------------------- scrape-time
 
