@@ -254,7 +254,7 @@ async def test_records_the_database_refuses_are_rejected_and_the_rest_written(db
         stats = writer.stats()
     assert await _ids(db) == ["r1", "r3"]
     assert (stats.written, stats.rejected, stats.queued) == (3, 2, 0)
-    assert stats.last_error == "StatementError: Out of range float values are not JSON compliant"
+    assert stats.last_error == "ValueError: Out of range float values are not JSON compliant"
     assert (await convs.get(theirs.id, tenant="globex", user_id="eve")).messages == []
     created = await convs.get("new-conv", tenant="acme", user_id="alice")
     assert [m.content for m in created.messages] == ["hello"]

@@ -82,6 +82,13 @@ class AsyncConnection:
             raise InvalidRequestError("podium's storage reads results whole: no stream_results/yield_per")
         return result
 
+    async def exec_driver_sql(self, statement: str, parameters: list[tuple[Any, ...]]) -> None:
+        """Run SQL text in the driver's own parameter style, once per tuple (``executemany``).
+
+        Values go to the driver as they are: no type processing (see ``podium.storage.bulk``).
+        """
+        await greenlet_spawn(self.sync_connection.exec_driver_sql, statement, parameters, _require_await=True)
+
     async def run_sync(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:

@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, select, update
 
 from podium.errors import ConfigError
 from podium.storage import jsontext
 from podium.storage.aio import AsyncConnection
+from podium.storage.bulk import BulkInsert
 from podium.storage.db import Database
 from podium.storage.records import AuditRecord, RequestRecord
 from podium.storage.tables import GENESIS_HASH, audit_chain_head, audit_events
@@ -44,6 +45,9 @@ _SECRET_WORDS = (
 )
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+(?P<tail>@)", re.IGNORECASE)
 _VERIFY_PAGE = 1000
+_EVENT_INSERT = BulkInsert(
+    audit_events, ("seq", "ts", "actor", "action", "tenant", "target", "details", "prev_hash", "hash")
+)
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -188,21 +192,22 @@ async def append(
         )
     seq, prev = int(head.seq), str(head.hash)
     stored: list[dict[str, Any]] = []
-    params: list[dict[str, Any]] = []
+    values: list[tuple[Any, ...]] = []
     for row in rows:
         seq += 1
         chained = {**row, "seq": seq, "prev_hash": prev}
         text = getattr(row, "details_json", None)
         chained["hash"] = prev = event_hash(prev, chained, text)
-        if text is None:
-            params.append(chained)
-        else:
-            params.append({**chained, "details": jsontext.Encoded(text)})
-            if returning:
-                chained["details"] = json.loads(text)  # the value as it will be read back
+        details = chained["details"] if text is None else jsontext.Encoded(text)
+        values.append(
+            (seq, chained["ts"], chained["actor"], chained["action"], chained.get("tenant"),
+             chained.get("target"), details, chained["prev_hash"], prev)
+        )  # fmt: skip
         if returning:
+            if text is not None:
+                chained["details"] = json.loads(text)  # the value as it will be read back
             stored.append(chained)
-    await conn.execute(insert(audit_events), params)
+    await _EVENT_INSERT.run(conn, values)
     await conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1).values(seq=seq, hash=prev))
     return stored
 

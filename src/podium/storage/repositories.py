@@ -14,6 +14,7 @@ import msgspec
 from sqlalchemy import Select, case, func, insert, select
 
 from podium.storage.aio import AsyncConnection
+from podium.storage.bulk import BulkInsert
 from podium.storage.db import Database
 from podium.storage.records import PerformanceSample, RequestRecord
 from podium.storage.tables import performance_samples, request_log
@@ -50,23 +51,30 @@ class PerformanceStats(msgspec.Struct, frozen=True, kw_only=True):
     avg_cost: float
 
 
-def request_row(record: RequestRecord) -> dict[str, Any]:
-    """The ``request_log`` row of a record."""
-    started = _utc(record.started_at)
-    row = {name: getattr(record, name) for name in _REQUEST_FIELDS}
-    row.update(started_at=started, day=started.date(), total_tokens=record.total_tokens)
-    return row
-
-
 def sample_row(sample: PerformanceSample) -> dict[str, Any]:
     """The ``performance_samples`` row of a sample."""
     return {name: getattr(sample, name) for name in _SAMPLE_FIELDS}
 
 
+_REQUEST_INSERT = BulkInsert(
+    request_log,
+    ("request_id", "tenant", "user_id", "provider", "model", "task_type", "prompt_tokens",
+     "completion_tokens", "total_tokens", "cost", "latency_ms", "status", "error_class", "started_at",
+     "finished_at", "day", "metadata", "request_body", "response_body"),
+)  # fmt: skip
+
+
+def _request_values(r: RequestRecord) -> tuple[Any, ...]:
+    """The values of a record's ``request_log`` row, in ``_REQUEST_INSERT``'s column order."""
+    started = _utc(r.started_at)
+    return (r.request_id, r.tenant, r.user_id, r.provider, r.model, r.task_type, r.prompt_tokens,
+            r.completion_tokens, r.total_tokens, r.cost, r.latency_ms, r.status, r.error_class, started,
+            r.finished_at, started.date(), r.metadata, r.request_body, r.response_body)  # fmt: skip
+
+
 async def insert_requests(conn: AsyncConnection, records: Sequence[RequestRecord]) -> None:
     """Insert request records inside the caller's transaction (one ``executemany``)."""
-    if records:
-        await conn.execute(insert(request_log), [request_row(r) for r in records])
+    await _REQUEST_INSERT.run(conn, [_request_values(r) for r in records])
 
 
 async def insert_samples(conn: AsyncConnection, samples: Sequence[PerformanceSample]) -> None:

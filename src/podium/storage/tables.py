@@ -8,7 +8,9 @@ re-normalised by the database (PostgreSQL's ``JSONB`` would).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -44,11 +46,31 @@ class UtcDateTime(TypeDecorator[datetime]):
         # SQLite stores text without an offset; PostgreSQL keeps the instant either way.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        """On SQLite, one C-level conversion to the text SQLAlchemy's ``DATETIME`` would write.
+
+        Elsewhere (and for any other dialect) the usual ``process_bind_param`` then the dialect's own
+        processor. On SQLite those two are three Python calls and a ``%``-format per timestamp, and
+        the request log stores two per served request; ``isoformat`` writes the same text
+        (``YYYY-MM-DD HH:MM:SS.ffffff``; tests/storage/test_tables.py compares them).
+        """
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_utc_text
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Attach UTC to SQLite's naive values and normalise others to UTC."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)  # naive values are taken to be UTC already
+    return value.isoformat(" ", "microseconds")
 
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
