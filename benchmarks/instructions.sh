@@ -25,22 +25,35 @@ sed -e "s#@LISTEN@#127.0.0.1:${UPSTREAM_PORT}#" \
 nginx -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" -c "$WORK/nginx/nginx.conf" &
 NGINX=$!
 trap 'kill $NGINX 2>/dev/null || true; rm -rf "$WORK"' EXIT
-"$PY" - "$MODE" "http://127.0.0.1:$UPSTREAM_PORT/v1" "$WORK" >"$WORK/config.yaml" <<'PY'
+# Each run gets its own configuration and database, created (migrated) before it is counted: two
+# runs on one new database would both migrate it at start, racing for SQLite's lock.
+prepare() {
+    local dir="$WORK/$1"
+    mkdir -p "$dir"
+    "$PY" - "$MODE" "http://127.0.0.1:$UPSTREAM_PORT/v1" "$dir" >"$dir/config.yaml" <<'PY'
 import json, sys
 from pathlib import Path
 from podium.cli.bench import _config
 print(json.dumps(_config(sys.argv[1], sys.argv[2], Path(sys.argv[3]), 1, 1), indent=1))
 PY
-KEY=sk-bench-dummy-key
-if [ "$MODE" != bare ]; then
-    KEY=$("$ROOT/.venv/bin/podium" keys create --tenant default --quiet --config "$WORK/config.yaml" | tail -n 1)
-fi
+    if [ "$MODE" = bare ]; then
+        "$ROOT/.venv/bin/podium" keys list --config "$dir/config.yaml" >/dev/null
+        echo sk-bench-dummy-key >"$dir/key"
+    else
+        "$ROOT/.venv/bin/podium" keys create --tenant default --quiet --config "$dir/config.yaml" |
+            tail -n 1 >"$dir/key"
+    fi
+}
 FLAG=""; [ "$SCEN" = st ] && FLAG=--stream
 count() {
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$1" \
-        "$PY" "$ROOT/benchmarks/request_driver.py" "$WORK/config.yaml" "$KEY" "$1" $FLAG >/dev/null 2>&1
-    grep -E "^(summary|totals):" "$WORK/cg.$1" | head -1 | awk '{print $2}'
+    local dir="$WORK/$1"
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg" \
+        "$PY" "$ROOT/benchmarks/request_driver.py" "$dir/config.yaml" "$(cat "$dir/key")" "$1" $FLAG \
+        >/dev/null 2>&1
+    grep -E "^(summary|totals):" "$dir/cg" | head -1 | awk '{print $2}'
 }
+prepare "$N1"
+prepare "$N2"
 cd "$WORK"
 count "$N1" >"$WORK/a" &
 FIRST=$!
