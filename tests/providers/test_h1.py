@@ -139,6 +139,30 @@ async def test_a_body_delimited_by_the_connection_end_chunked_and_gzip_bodies_ar
     assert got == [b"abcdef", b"zipped body", b"until the end"]
 
 
+async def test_a_body_arriving_with_its_head_after_it_or_empty_is_read_whole() -> None:
+    async def split(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: Origin) -> None:
+        while await origin.read_request(reader) is not None:
+            whole = response(b'{"answer": "in two parts"}')
+            if len(origin.requests) == 1:  # the head, then the body a moment later
+                head, _, body = whole.partition(b"\r\n\r\n")
+                writer.write(head + b"\r\n\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(body)
+            elif len(origin.requests) == 2:  # no body at all
+                writer.write(response(b""))
+            else:  # head and body in one write
+                writer.write(whole)
+            await writer.drain()
+
+    async with serving(split) as origin:
+        http = client(origin.url)
+        got = [(await http.request("POST", "x", body={})).body for _ in range(3)]
+        await http.aclose()
+    assert got == [b'{"answer": "in two parts"}', b"", b'{"answer": "in two parts"}']
+    assert origin.connections == 1  # each body was read to its end: the connection was reused
+
+
 async def test_an_idle_connection_closed_by_the_origin_is_retried_on_a_new_one() -> None:
     async def one_per_connection(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: Origin

@@ -402,6 +402,11 @@ class Response:
 
     async def read(self) -> bytes:
         """Read the rest of the body."""
+        conn = self._conn
+        if conn.complete and "content-encoding" not in self.headers:
+            # The usual case for an answer that is not streamed: the whole body came with the head,
+            # in the same read. No body iterator and no timer for what is already here.
+            return conn.take() if conn.chunks else b""
         parts = [chunk async for chunk in self.iter_chunks()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
