@@ -25,7 +25,7 @@ def _sqlalchemys_text(value: datetime) -> str:
 
 _MINUTES = st.integers(min_value=-23 * 60, max_value=23 * 60)
 _ZONES: st.SearchStrategy[timezone | None] = st.one_of(
-    st.none(), _MINUTES.map(lambda m: timezone(timedelta(minutes=m)))
+    st.none(), st.just(UTC), _MINUTES.map(lambda m: timezone(timedelta(minutes=m)))
 )
 
 

@@ -48,7 +48,12 @@ class ServerState:
 
 def state(request: Request) -> ServerState:
     """The server state of the app serving ``request``."""
-    st: ServerState = request.app.state.podium
+    # Kept in the scope after the first lookup: a generation request asks four times, and each
+    # lookup through Starlette's ``app.state`` is two Python-level attribute hooks.
+    scope = request.scope
+    st: ServerState | None = scope.get("podium.state")
+    if st is None:
+        st = scope["podium.state"] = request.app.state.podium
     return st
 
 

@@ -68,6 +68,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 def _sqlite_utc_text(value: datetime | None) -> str | None:
     if value is None:
         return None
+    if value.tzinfo is UTC:  # nearly every value (datetime.now(UTC)): drop the "+00:00" isoformat adds
+        return value.isoformat(" ", "microseconds")[:26]
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)  # naive values are taken to be UTC already
     return value.isoformat(" ", "microseconds")
