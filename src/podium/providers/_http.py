@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from podium._timeouts import within
 from podium.errors import (
     ConfigError,
     ContextLengthExceeded,
@@ -290,16 +291,25 @@ class HttpClient:
         """
         total = self.timeout if deadline_left is None else min(self.timeout, deadline_left)
         try:
-            async with asyncio.timeout(total):
-                conn = await self._exchange(method, path, body, params, headers)
-                resp = Response(conn, None, None)
-                try:
-                    raw = await resp.read()
-                finally:
-                    resp.release()
-                return RawResponse(resp.status, resp.headers, raw)
+            return await within(self._fetch(method, path, body, params, headers), total)
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise transport_error(self.provider, exc) from exc
+
+    async def _fetch(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> RawResponse:
+        conn = await self._exchange(method, path, body, params, headers)
+        resp = Response(conn, None, None)
+        try:
+            raw = await resp.read()
+        finally:
+            resp.release()
+        return RawResponse(resp.status, resp.headers, raw)
 
     async def open_stream(
         self,
@@ -319,8 +329,7 @@ class HttpClient:
         deadline = None if deadline_left is None else loop.time() + deadline_left
         wait = self.timeout if deadline_left is None else min(self.timeout, deadline_left)
         try:
-            async with asyncio.timeout(wait):
-                conn = await self._exchange("POST", path, body, params, headers)
+            conn = await within(self._exchange("POST", path, body, params, headers), wait)
             return Response(conn, self.timeout, deadline)
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise transport_error(self.provider, exc) from exc
