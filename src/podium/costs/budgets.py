@@ -10,6 +10,7 @@ expected to run NTP); the amounts themselves are updated atomically by the store
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ class Budgets:
 
     def __init__(self, store: StateStore, clock: Any = None) -> None:
         self.store = store
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or functools.partial(datetime.now, UTC)  # C-level: no Python frame per call
         self._configs: dict[tuple[str, str | None], Budget] = {}
         # refs() per (tenant, key): reused until a period ends or a budget changes, since building them
         # (time zones, period bounds, keys) on every request showed in profiles.

@@ -128,7 +128,7 @@ class Ticket(msgspec.Struct, eq=False):
     settlement: Settlement | None = None
     charged_tokens: int = 0
     started: float = msgspec.field(default_factory=time.monotonic)
-    started_at: datetime = msgspec.field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = msgspec.field(default_factory=functools.partial(datetime.now, UTC))
 
     @property
     def reserved(self) -> int:
