@@ -28,7 +28,7 @@ async def within(awaitable: Awaitable[T], seconds: float) -> T:
         Expired: the time ran out; the awaitable was cancelled.
     """
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
+    task = asyncio.current_task(loop)
     assert task is not None
     cancelling = task.cancelling()
     fired = False

@@ -71,7 +71,7 @@ class IdleWatch:
         self._until = self._loop.time() + wait
         if self._handle is None:
             self._handle = self._loop.call_at(self._until, self._fire)
-        self._waiter = asyncio.current_task()
+        self._waiter = asyncio.current_task(self._loop)  # with the loop: no get_running_loop per chunk
         try:
             return await chunks.__anext__()
         except asyncio.CancelledError:
