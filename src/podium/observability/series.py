@@ -70,12 +70,12 @@ class CounterSeries(_Family):
         else:
             values[labels] = found + amount
 
-    def _family(self) -> Metric:
+    def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(self.name, self.documentation, labels=self.labels)
 
     def collect(self) -> Iterable[Metric]:
         """The family with one ``_total`` (and ``_created``) sample per series."""
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        family = self._family()
         created = self._created
         for labels, value in list(self._values.items()):
             family.add_metric(list(labels), value, created=created.get(labels))
@@ -93,12 +93,12 @@ class GaugeSeries(_Family):
         """Move the series of ``labels`` by ``amount`` (negative to go down)."""
         self._values[labels] = self._values.get(labels, 0.0) + amount
 
-    def _family(self) -> Metric:
+    def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
 
     def collect(self) -> Iterable[Metric]:
         """The family with one sample per series."""
-        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+        family = self._family()
         for labels, value in list(self._values.items()):
             family.add_metric(list(labels), value)
         return [family]
@@ -132,12 +132,12 @@ class HistogramSeries(_Family):
         counts[bisect_left(self._bounds, value)] += 1
         counts[-1] += value
 
-    def _family(self) -> Metric:
+    def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
 
     def collect(self) -> Iterable[Metric]:
         """The family with cumulative buckets, the sum and the creation time per series."""
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        family = self._family()
         created = self._created
         for labels, counts in list(self._values.items()):
             snapshot = list(counts)  # one copy: the buckets and the sum read at one moment

@@ -201,7 +201,7 @@ async def append(
         details = chained["details"] if text is None else jsontext.Encoded(text)
         values.append(
             (seq, chained["ts"], chained["actor"], chained["action"], chained.get("tenant"),
-             chained.get("target"), details, chained["prev_hash"], prev)
+             chained.get("target"), details, chained["prev_hash"], chained["hash"])
         )  # fmt: skip
         if returning:
             if text is not None:
