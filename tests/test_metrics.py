@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import AllProvidersFailed, ProviderUnavailable
 from podium.health.config import BreakerSettings, HealthSettings
 from podium.health.registry import HealthRegistry
@@ -67,7 +67,7 @@ async def test_request_path_metrics_parse_and_add_up(
     router, metrics, _ = stack
     for _ in range(3):
         await router.chat(req(), CallContext(tenant="t1"))
-    chunks = [c async for c in router.stream(req(), CallContext(tenant="t1"))]
+    chunks = [c async for c in flatten(router.stream(req(), CallContext(tenant="t1")))]
     assert chunks[-1].usage is not None
     m = metrics
     assert value(m, "podium_requests_total", tenant="t1", kind="chat", outcome="ok") == 3

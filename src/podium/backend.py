@@ -57,8 +57,15 @@ class Backend(Protocol):
         """Answer a chat request in one piece."""
         ...
 
-    def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Answer a chat request as chunks; the last chunk carries usage."""
+    def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
+        """Answer a chat request as batches of chunks; the last chunk carries usage.
+
+        A batch is the chunks that are in hand together (what one network read brought), never
+        empty. Batches, not single chunks, so that every layer of the stack takes one step per read
+        rather than one per chunk, and the server writes what arrived together in one write; a
+        layer must not hold a batch back waiting for the next. ``flatten`` turns a stream into
+        single chunks.
+        """
         ...
 
     async def complete(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
@@ -68,3 +75,15 @@ class Backend(Protocol):
     async def embed(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
         """Embed texts."""
         ...
+
+
+async def flatten(batches: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[ChatChunk]:
+    """The chunks of a ``Backend.stream``, one at a time; closes the stream when abandoned."""
+    try:
+        async for batch in batches:
+            for chunk in batch:
+                yield chunk
+    finally:
+        close = getattr(batches, "aclose", None)
+        if close is not None:
+            await close()

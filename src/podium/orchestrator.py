@@ -366,14 +366,19 @@ class Orchestrator(ProvidersApi, GovernanceApi, DataApi):
         """
         request = chat_request_from(messages, params)
         ctx = self._context(tenant, provider, timeout, request.user, conversation_id)
-        async for chunk in self.stream_request(request, ctx):
-            yield chunk
+        batches = self.stream_request(request, ctx)
+        try:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
 
-    async def stream_request(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Stream a canonical request (the gateway server's entry point)."""
+    async def stream_request(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
+        """Stream a canonical request as batches of chunks (the gateway server's entry point)."""
         with self._inflight:
-            async for chunk in self.backend(ctx.tenant).stream(request, ctx):
-                yield chunk
+            async for batch in self.backend(ctx.tenant).stream(request, ctx):
+                yield batch
 
     async def complete_request(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
         """Complete a canonical request (the gateway server's entry point)."""

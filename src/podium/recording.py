@@ -91,7 +91,7 @@ class Recorded:
         self._history(ctx, request, answer)
         return response
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
         """Stream through ``inner``; the record is written when the stream ends, however it ends."""
         if self.writer.behind():
             await self.writer.room()
@@ -103,15 +103,16 @@ class Recorded:
         cost: float | None = None
         agen = self.inner.stream(request, ctx)
         try:
-            async for chunk in agen:
-                provider, model = chunk.provider or provider, chunk.model or model
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.cost is not None:
-                    cost = chunk.cost
-                if chunk.delta:
-                    text.append(chunk.delta)
-                yield chunk
+            async for batch in agen:
+                for chunk in batch:
+                    provider, model = chunk.provider or provider, chunk.model or model
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    if chunk.cost is not None:
+                        cost = chunk.cost
+                    if chunk.delta:
+                        text.append(chunk.delta)
+                yield batch
             status = "ok"
         except PodiumError as exc:
             status, error = "error", exc

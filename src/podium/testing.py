@@ -565,18 +565,20 @@ class MockProvider(Provider):
             latency_ms=(time.perf_counter() - t0) * 1000,
         )
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Stream the scripted reply word by word, then usage."""
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
+        """Stream the scripted reply word by word (a batch per word, as if each came alone), then usage."""
         self.calls.append(request)
         await self._before()
         text = self._answer(request)
         model = self.resolve_model(request.model)
         for w in _words(text):
-            yield ChatChunk(delta=w, provider=self.name, model=model)
-        yield ChatChunk(finish_reason="stop", provider=self.name, model=model)
+            yield [ChatChunk(delta=w, provider=self.name, model=model)]
         prompt = sum(_count_tokens(m.text()) for m in request.messages)
         out = _count_tokens(text)
-        yield ChatChunk(usage=Usage(prompt, out, prompt + out), provider=self.name, model=model)
+        yield [
+            ChatChunk(finish_reason="stop", provider=self.name, model=model),
+            ChatChunk(usage=Usage(prompt, out, prompt + out), provider=self.name, model=model),
+        ]
 
     async def embed(self, request: EmbedRequest, ctx: CallContext) -> EmbedResponse:
         """Deterministic hash embeddings."""

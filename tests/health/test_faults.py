@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     AllProvidersFailed,
     MalformedResponse,
@@ -209,7 +209,7 @@ async def test_stream_fault_before_first_chunk_fails_over(
     router = setup.router()
     await setup.set_fault(mode)
     for _ in range(6):
-        chunks = [c async for c in router.stream(req(), ctx())]
+        chunks = [c async for c in flatten(router.stream(req(), ctx()))]
         assert "".join(c.delta for c in chunks) == "[good] you said: hello there"
         assert chunks[-1].usage is not None
     assert calls(setup) == THRESHOLD
@@ -218,7 +218,7 @@ async def test_stream_fault_before_first_chunk_fails_over(
     assert health.errors_by_class == {error.__name__: THRESHOLD}
     await setup.clear_fault(mode)
     setup.clock.now += OPEN_SECONDS + 0.1
-    chunks = [c async for c in router.stream(req(), ctx())]
+    chunks = [c async for c in flatten(router.stream(req(), ctx()))]
     assert chunks[0].provider == "bad"
     assert setup.health.provider_health("t1", "bad").circuit == "closed"
 
@@ -229,18 +229,18 @@ async def test_connection_reset_mid_stream_reaches_caller_and_counts(setup: Setu
     for _ in range(THRESHOLD):
         got: list[str] = []
         with pytest.raises(ProviderError) as info:  # noqa: PT012 - raised mid-iteration
-            async for c in router.stream(req(), ctx()):
+            async for c in flatten(router.stream(req(), ctx())):
                 got.append(c.delta)
         assert got == ["partial "]  # what arrived before the reset was delivered
         assert isinstance(info.value, ProviderUnavailable | MalformedResponse)
         assert info.value.provider == "bad"
     assert setup.health.provider_health("t1", "bad").circuit == "open"
-    chunks = [c async for c in router.stream(req(), ctx())]
+    chunks = [c async for c in flatten(router.stream(req(), ctx()))]
     assert chunks[0].provider == "good"
     assert calls(setup) == THRESHOLD
     await setup.clear_fault("reset_mid_stream")
     setup.clock.now += OPEN_SECONDS + 0.1
-    chunks = [c async for c in router.stream(req(), ctx())]
+    chunks = [c async for c in flatten(router.stream(req(), ctx()))]
     assert (chunks[0].provider, setup.health.provider_health("t1", "bad").circuit) == ("bad", "closed")
 
 

@@ -7,7 +7,7 @@ import asyncio
 import genai_prices
 import pytest
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import BudgetExceeded, ProviderUnavailable, RateLimitExceeded, RequestError
 from podium.limits import (
     SETTLEMENT,
@@ -155,7 +155,7 @@ async def test_guarded_costs_chat_and_streams_from_real_usage(store: StateStore)
     response = await guarded.chat(_request(), CallContext(tenant="acme"))
     assert response.cost == pytest.approx(_price(2, 4))
     ctx = CallContext(tenant="acme")
-    chunks = [c async for c in guarded.stream(_request(), ctx)]
+    chunks = [c async for c in flatten(guarded.stream(_request(), ctx))]
     assert chunks[-1].usage is not None
     assert ctx.metadata[SETTLEMENT].cost == pytest.approx(_price(2, 4))
     summary = await gov.get_cost_summary("acme")
@@ -173,7 +173,7 @@ async def test_an_abandoned_stream_is_charged_for_what_was_received(store: State
         MockProvider("gpt", reply=words), gov.guard, provider_name="gpt", default_model="gpt-4o"
     )
     ctx = CallContext(tenant="acme")
-    stream = guarded.stream(_request(), ctx)
+    stream = flatten(guarded.stream(_request(), ctx))
     received = ""
     async for chunk in stream:
         received += chunk.delta

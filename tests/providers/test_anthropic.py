@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     ContextLengthExceeded,
     MalformedResponse,
@@ -405,7 +405,9 @@ async def test_json_through_a_forced_tool_streams_as_text() -> None:
     async with serve(answer(body=events)) as (_, provider):
         chunks = [
             c
-            async for c in provider.stream(ask(response_format=ResponseFormat("json_object")), CallContext())
+            async for c in flatten(
+                provider.stream(ask(response_format=ResponseFormat("json_object")), CallContext())
+            )
         ]
     assert json.loads("".join(c.delta for c in chunks)) == {"city": "Paris"}
     assert not any(c.tool_calls for c in chunks)
@@ -526,7 +528,7 @@ async def test_stop_reasons(reason: str, expected: str) -> None:
 
 
 async def collect(provider: AnthropicProvider, request: ChatRequest | None = None) -> list[ChatChunk]:
-    return [c async for c in provider.stream(request or ask(), CallContext())]
+    return [c async for c in flatten(provider.stream(request or ask(), CallContext()))]
 
 
 async def test_stream_text_thinking_tools_and_server_tools() -> None:
@@ -628,7 +630,7 @@ async def test_stream_error_event(kind: str, error: type[ProviderError], status:
     got: list[str] = []
 
     async def consume(provider: AnthropicProvider) -> None:
-        async for chunk in provider.stream(ask(), CallContext()):
+        async for chunk in flatten(provider.stream(ask(), CallContext())):
             got.append(chunk.delta)
 
     async with serve(answer(body=events)) as (_, provider):

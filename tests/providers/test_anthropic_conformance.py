@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import ProviderBadRequest, ProviderError, ProviderNotFound
 from podium.providers.anthropic import AnthropicOptions, AnthropicProvider
 from podium.providers.base import ProviderConfig
@@ -317,7 +317,7 @@ async def _check_chat(provider: AnthropicProvider, request: ChatRequest, want: d
 
 
 async def _check_stream(provider: AnthropicProvider, request: ChatRequest, want: dict[str, Any]) -> None:
-    chunks = [c async for c in provider.stream(request, CallContext())]
+    chunks = [c async for c in flatten(provider.stream(request, CallContext()))]
     assert "".join(c.delta for c in chunks) == want["text"]
     assert "".join(c.reasoning or "" for c in chunks) == want["reasoning"]
     calls: dict[int, list[str]] = {}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     ContextLengthExceeded,
     MalformedResponse,
@@ -130,7 +130,7 @@ async def chat_body(up: Upstream, request: ChatRequest, **options: Any) -> dict[
 
 async def collect(provider: GoogleProvider, request: ChatRequest) -> list[ChatChunk]:
     try:
-        return [c async for c in provider.stream(request, CallContext())]
+        return [c async for c in flatten(provider.stream(request, CallContext()))]
     finally:
         await provider.aclose()
 

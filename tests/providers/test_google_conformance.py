@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     ProviderAuthError,
     ProviderBadRequest,
@@ -237,7 +237,7 @@ async def test_recording(path: Path) -> None:
 
 
 async def drain(provider: GoogleProvider, request: ChatRequest) -> None:
-    async for _ in provider.stream(request, CallContext()):
+    async for _ in flatten(provider.stream(request, CallContext())):
         pass
 
 
@@ -298,7 +298,7 @@ async def check_chat(
         events = stream_events(res["body_text"])
         want = read_answer(events)
         text, thoughts, calls, finish, usage = "", "", [], None, None
-        async for chunk in provider.stream(request, CallContext()):
+        async for chunk in flatten(provider.stream(request, CallContext())):
             text += chunk.delta
             thoughts += chunk.reasoning or ""
             calls += [(c.name, json.loads(c.arguments)) for c in chunk.tool_calls or []]

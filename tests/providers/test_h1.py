@@ -17,7 +17,7 @@ import pytest
 import uvloop
 
 from podium.errors import ConfigError, MalformedResponse, ProviderTimeout, ProviderUnavailable
-from podium.providers._http import HttpClient, iter_sse
+from podium.providers._http import HttpClient, sse_batches
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Origin"], Awaitable[None]]
 
@@ -246,8 +246,8 @@ async def test_a_stream_that_goes_quiet_times_out_between_reads() -> None:
         got: list[str] = []
 
         async def read_all() -> None:
-            async for event in iter_sse(resp, "up"):
-                got.append(event.data)
+            async for events in sse_batches(resp, "up"):
+                got.extend(event.data for event in events)
 
         with pytest.raises(ProviderTimeout):
             await read_all()

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     ContextLengthExceeded,
     MalformedResponse,
@@ -182,7 +182,7 @@ async def test_chat_body_carries_sampling_in_options_and_explicit_stream_false()
 async def test_streamed_chat_sends_stream_true() -> None:
     lines = [delta("Hi"), final()]
     async with ollama({("POST", "/api/chat"): ndjson_reply(lines)}) as (up, provider):
-        [c async for c in provider.stream(ChatRequest(messages=[user()]), CTX)]
+        [c async for c in flatten(provider.stream(ChatRequest(messages=[user()]), CTX))]
     assert up.requests[0].body["stream"] is True
     assert up.requests[0].path == "/api/chat"
 
@@ -402,7 +402,10 @@ async def test_stream_with_thinking_and_tool_calls() -> None:
     ]
     async with ollama({("POST", "/api/chat"): ndjson_reply(lines)}) as (_, provider):
         chunks = [
-            c async for c in provider.stream(ChatRequest(messages=[user()], tools=[WEATHER, CLOCK]), CTX)
+            c
+            async for c in flatten(
+                provider.stream(ChatRequest(messages=[user()], tools=[WEATHER, CLOCK]), CTX)
+            )
         ]
     assert "".join(c.reasoning or "" for c in chunks) == "Need the weather. Calling the tool."
     deltas = [d for c in chunks for d in c.tool_calls or []]
@@ -419,7 +422,7 @@ async def test_stream_with_thinking_and_tool_calls() -> None:
 async def test_stream_text_in_the_final_line_is_kept() -> None:
     lines = [delta("Hello"), final(message={"role": "assistant", "content": " world"})]
     async with ollama({("POST", "/api/chat"): ndjson_reply(lines)}) as (_, provider):
-        chunks = [c async for c in provider.stream(ChatRequest(messages=[user()]), CTX)]
+        chunks = [c async for c in flatten(provider.stream(ChatRequest(messages=[user()]), CTX))]
     assert "".join(c.delta for c in chunks) == "Hello world"
 
 
@@ -430,7 +433,7 @@ async def test_an_error_line_mid_stream_raises_the_mapped_error() -> None:
         first = await anext(stream)
         with pytest.raises(ProviderUnavailable, match="runner process has terminated") as info:
             await anext(stream)
-    assert first.delta == "Once upon"
+    assert [c.delta for c in first] == ["Once upon"]  # what arrived before the error is delivered
     assert info.value.provider == "local"
     assert info.value.retryable
 
@@ -439,7 +442,7 @@ async def test_a_stream_that_ends_before_done_is_malformed() -> None:
     lines = [delta("Once"), delta(" upon")]
     async with ollama({("POST", "/api/chat"): ndjson_reply(lines)}) as (_, provider):
         with pytest.raises(MalformedResponse, match="ended before"):
-            [c async for c in provider.stream(ChatRequest(messages=[user()]), CTX)]
+            [c async for c in flatten(provider.stream(ChatRequest(messages=[user()]), CTX))]
 
 
 async def test_a_stream_line_that_is_not_json_is_malformed() -> None:
@@ -452,7 +455,7 @@ async def test_a_stream_line_that_is_not_json_is_malformed() -> None:
 
     async with ollama({("POST", "/api/chat"): handler}) as (_, provider):
         with pytest.raises(MalformedResponse):
-            [c async for c in provider.stream(ChatRequest(messages=[user()]), CTX)]
+            [c async for c in flatten(provider.stream(ChatRequest(messages=[user()]), CTX))]
 
 
 async def test_a_body_that_is_not_json_is_malformed() -> None:
@@ -521,7 +524,7 @@ async def test_an_http_error_on_a_streamed_request_is_mapped() -> None:
     }
     async with ollama(route) as (_, provider):
         with pytest.raises(ProviderNotFound, match="try pulling it first"):
-            [c async for c in provider.stream(ChatRequest(messages=[user()], model="nope"), CTX)]
+            [c async for c in flatten(provider.stream(ChatRequest(messages=[user()], model="nope"), CTX))]
 
 
 async def test_a_plain_text_error_body_is_kept_as_the_message() -> None:

@@ -77,7 +77,7 @@ def _lines(rec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def _collect(stream: Any) -> list[ChatChunk]:
-    return [chunk async for chunk in stream]
+    return [chunk async for batch in stream for chunk in batch]
 
 
 def _check_stream(chunks: list[ChatChunk], lines: list[dict[str, Any]], text_of: Any) -> None:

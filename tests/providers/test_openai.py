@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     ConfigError,
     ContextLengthExceeded,
@@ -137,7 +137,7 @@ async def sent_body(request: ChatRequest, **options: Any) -> dict[str, Any]:
 async def collect(provider: OpenAIProvider, into: list[ChatChunk] | None = None) -> list[ChatChunk]:
     """Read a whole stream; ``into`` keeps the chunks that arrived before an error."""
     chunks = into if into is not None else []
-    async for chunk in provider.stream(ChatRequest(messages=HI), CallContext()):
+    async for chunk in flatten(provider.stream(ChatRequest(messages=HI), CallContext())):
         chunks.append(chunk)
     return chunks
 

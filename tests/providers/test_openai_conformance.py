@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 import msgspec
 import pytest
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     ContextLengthExceeded,
     MalformedResponse,
@@ -382,7 +382,7 @@ async def replay_stream(body: dict[str, Any], text: str, provider: OpenAIProvide
 
 async def drain(provider: OpenAIProvider, request: ChatRequest, into: list[ChatChunk]) -> None:
     """Read a whole stream into ``into`` (which keeps what arrived before an error)."""
-    async for chunk in provider.stream(request, CallContext()):
+    async for chunk in flatten(provider.stream(request, CallContext())):
         into.append(chunk)
 
 

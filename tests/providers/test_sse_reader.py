@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from podium.providers._http import HttpClient, iter_ndjson, iter_sse
+from podium.providers._http import HttpClient, ndjson_batches, sse_batches
 
 
 @asynccontextmanager
@@ -53,13 +53,13 @@ async def test_events_split_across_reads_with_every_line_end_and_unicode_separat
     ]
     async with _serving(pieces) as url:
         resp = await _client(url).open_stream("", body={})
-        events = [(e.event, e.data) async for e in iter_sse(resp, "up")]
+        batches = [[(e.event, e.data) for e in batch] async for batch in sse_batches(resp, "up")]
         resp.release()
-    assert events == [
-        ("message", '{"a": "line\u2028sep\\u2028"}'),
-        ("ping", "one\ntwo"),
-        ("message", "tail\u00e9"),
-        ("message", "unterminated"),
+    # One batch per read that completed events (the first and third reads complete none).
+    assert batches == [
+        [("message", '{"a": "line\u2028sep\\u2028"}'), ("ping", "one\ntwo")],
+        [("message", "tail\u00e9")],
+        [("message", "unterminated")],
     ]
 
 
@@ -67,6 +67,6 @@ async def test_ndjson_lines_skip_blanks_and_keep_the_last_unterminated_one() -> 
     pieces = [b'{"n": 1}\n\n{"n"', b': 2}\r\n   \n{"n": 3}']
     async with _serving(pieces) as url:
         resp = await _client(url).open_stream("", body={})
-        lines = [line async for line in iter_ndjson(resp, "up")]
+        batches = [lines async for lines in ndjson_batches(resp, "up")]
         resp.release()
-    assert lines == ['{"n": 1}', '{"n": 2}', '{"n": 3}']
+    assert batches == [['{"n": 1}'], ['{"n": 2}'], ['{"n": 3}']]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import AllProvidersFailed, ProviderTimeout
 from podium.health.config import HealthSettings
 from podium.health.registry import HealthRegistry
@@ -96,7 +96,7 @@ async def test_deadline_cuts_a_stream_between_chunks(slow: FaultyOpenAI) -> None
     got: list[str] = []
     t0 = time.monotonic()
     with pytest.raises(ProviderTimeout, match="deadline"):  # noqa: PT012 - raised mid-iteration
-        async for c in r.stream(req(), CallContext(tenant="t1", deadline=time.monotonic() + 0.5)):
+        async for c in flatten(r.stream(req(), CallContext(tenant="t1", deadline=time.monotonic() + 0.5))):
             got.append(c.delta)
     assert got == ["partial "]
     assert time.monotonic() - t0 < SLOW / 3
@@ -109,7 +109,7 @@ async def test_stream_idle_timeout_without_a_deadline(slow: FaultyOpenAI) -> Non
     r = router([p], HealthSettings(request_deadline=None, stream_idle_timeout=0.3))
     t0 = time.monotonic()
     with pytest.raises(ProviderTimeout, match="no stream data"):
-        [c async for c in r.stream(req(), CallContext(tenant="t1"))]
+        [c async for c in flatten(r.stream(req(), CallContext(tenant="t1")))]
     assert time.monotonic() - t0 < SLOW / 3
     await p.aclose()
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from podium.backend import CallContext
+from podium.backend import CallContext, flatten
 from podium.errors import (
     AllProvidersFailed,
     ModelNotFound,
@@ -198,7 +198,7 @@ async def test_stream_fails_over_before_first_chunk() -> None:
     a = MockProvider("a", "from a", priority=1, failures=[ProviderUnavailable("down")])
     b = MockProvider("b", "from b here", priority=2)
     router, stats, _ = make_router([a, b])
-    chunks = [c async for c in router.stream(req(), CallContext(tenant="t1"))]
+    chunks = [c async for c in flatten(router.stream(req(), CallContext(tenant="t1")))]
     assert "".join(c.delta for c in chunks) == "from b here"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
     snap = stats.snapshot()
@@ -217,7 +217,7 @@ async def test_stream_error_after_first_chunk_reaches_caller() -> None:
     router, _, _ = make_router([a, b])
     got: list[str] = []
     with pytest.raises(ProviderUnavailable, match="mid-stream"):  # noqa: PT012 - raised mid-iteration
-        async for c in router.stream(req(), CallContext(tenant="t1")):
+        async for c in flatten(router.stream(req(), CallContext(tenant="t1"))):
             got.append(c.delta)
     assert got == ["one "]
     assert not b.calls

@@ -55,13 +55,13 @@ class Governed:
             await self.guard.cancel(ticket, exc)  # does nothing once an attempt settled it
             raise
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
         """Admit, then stream; the reservation is returned if no provider streamed."""
         ticket = await self._admit(request, ctx)
         agen = self.inner.stream(request, ctx)
         try:
-            async for chunk in agen:
-                yield chunk
+            async for batch in agen:
+                yield batch
         except BaseException as exc:
             await self.guard.cancel(ticket, exc)
             raise

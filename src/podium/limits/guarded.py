@@ -122,7 +122,7 @@ class Guarded:
         """Admit, embed, settle."""
         return await self._call(request, ctx, lambda: self.inner.embed(request, ctx))
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
         """Admit, stream, and settle when the stream ends, fails after its first chunk, or is abandoned."""
         ticket, own, permit = await self._open(request, ctx)
         usage: Usage | None = None
@@ -133,26 +133,35 @@ class Guarded:
         # The closing chunk (finish reason or usage, no text) is held back until the stream ends, so
         # that it can carry the cost: callers read usage and cost from the last chunk.
         held: ChatChunk | None = None
+        out: list[ChatChunk] = []
         try:
-            async for chunk in self.inner.stream(request, ctx):
-                received += len(chunk.delta) + len(chunk.reasoning or "")
-                if chunk.tool_calls:
-                    received += sum(len(c.arguments) + len(c.name or "") for c in chunk.tool_calls)
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if held is not None:
-                    yield held
-                    held = None
-                if _closing(chunk):
-                    held = chunk
-                else:
-                    yield chunk
+            async for batch in self.inner.stream(request, ctx):
+                for chunk in batch:
+                    received += len(chunk.delta) + len(chunk.reasoning or "")
+                    if chunk.tool_calls:
+                        received += sum(len(c.arguments) + len(c.name or "") for c in chunk.tool_calls)
+                    model = chunk.model or model
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    if held is not None:
+                        out.append(held)
+                        held = None
+                    if _closing(chunk):
+                        held = chunk
+                    else:
+                        out.append(chunk)
+                # After the usage chunk only the stream's end can come: what is in hand waits for it,
+                # so that the answer's last batch carries the cost.
+                if out and (held is None or held.usage is None):
+                    yield out
+                    out = []
             settled = True
             settlement = await self._settle_stream(ticket, ctx, usage, model, received)
             if held is not None:
                 held.cost = settlement.cost
-                yield held
+                out.append(held)
+            if out:
+                yield out
         except GeneratorExit:
             raise  # the reader stopped early: charged below for what it received
         except BaseException as exc:

@@ -363,11 +363,15 @@ async def _line_batches(resp: Response, provider: str) -> AsyncIterator[list[str
                 text = text[1:]
             pending_cr = text.endswith("\r")
             buf += text
-            if "\n" not in buf and "\r" not in buf:
-                continue
             # Only CR and LF end lines (str.splitlines would also split at U+2028, which JSON allows
-            # unescaped inside a string); the last piece is an unfinished line, or "".
-            lines = _LINE_END.split(buf)
+            # unescaped inside a string); the last piece is an unfinished line, or "". Without a CR,
+            # str.split does what the regular expression would, several times faster.
+            if "\r" in buf:
+                lines = _LINE_END.split(buf)
+            elif "\n" in buf:
+                lines = buf.split("\n")
+            else:
+                continue
             buf = lines.pop()
             yield lines
     except (ConnectionError, OSError, TimeoutError) as exc:
@@ -377,15 +381,19 @@ async def _line_batches(resp: Response, provider: str) -> AsyncIterator[list[str
         yield [buf]
 
 
-async def iter_sse(resp: Response, provider: str) -> AsyncIterator[SSEEvent]:
-    """Decode a ``text/event-stream`` body into events (comments and ``id``/``retry`` fields ignored)."""
+async def sse_batches(resp: Response, provider: str) -> AsyncIterator[list[SSEEvent]]:
+    """Decode a ``text/event-stream`` body into the events each network read completes.
+
+    Comments and ``id``/``retry`` fields are ignored; a read that completes no event yields nothing.
+    """
     event = ""
     data: list[str] = []
     async for lines in _line_batches(resp, provider):
+        events: list[SSEEvent] = []
         for line in lines:
             if not line:
                 if data:
-                    yield SSEEvent(event or "message", "\n".join(data))
+                    events.append(SSEEvent(event or "message", "\n".join(data)))
                 event, data = "", []
                 continue
             if line.startswith(":"):
@@ -397,16 +405,18 @@ async def iter_sse(resp: Response, provider: str) -> AsyncIterator[SSEEvent]:
                 data.append(value)
             elif name == "event":
                 event = value
+        if events:
+            yield events
     if data:
-        yield SSEEvent(event or "message", "\n".join(data))
+        yield [SSEEvent(event or "message", "\n".join(data))]
 
 
-async def iter_ndjson(resp: Response, provider: str) -> AsyncIterator[str]:
-    """Yield the non-empty lines of an NDJSON body."""
+async def ndjson_batches(resp: Response, provider: str) -> AsyncIterator[list[str]]:
+    """The non-empty lines of an NDJSON body, as the lists each network read completes."""
     async for lines in _line_batches(resp, provider):
-        for line in lines:
-            if line.strip():
-                yield line
+        kept = [line for line in lines if line.strip()]
+        if kept:
+            yield kept
 
 
 def _utf8_decoder() -> Any:

@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 from podium import _ids
 from podium.backend import CallContext
 from podium.errors import MalformedResponse, PodiumError, ProviderError, RequestError
-from podium.providers._http import HttpClient, RawResponse, error_for_status, iter_ndjson, iter_sse
+from podium.providers._http import HttpClient, RawResponse, error_for_status, ndjson_batches, sse_batches
 from podium.types import (
     ChatChunk,
     ChatRequest,
@@ -132,8 +132,8 @@ class Provider(ABC):
         """Answer a chat request."""
 
     @abstractmethod
-    def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Stream a chat answer; the last chunk carries usage."""
+    def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
+        """Stream a chat answer as batches of chunks (see ``Backend.stream``); the last carries usage."""
 
     async def complete(self, request: CompletionRequest, ctx: CallContext) -> CompletionResponse:
         """Answer a text completion; by default through the chat API with the prompt as user message."""
@@ -377,45 +377,69 @@ class HttpProvider(Provider):
         resp.model = resp.model or model
         return resp
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Stream a chat answer; always ends with a chunk carrying usage."""
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
+        """Stream a chat answer, a batch per network read; always ends with a chunk carrying usage."""
         model = self.resolve_model(request.model)
         path, params = self.wire.chat_path(model, True)
         body = self.wire.chat_body(request, model, True)
         resp = await self.http.open_stream(path, body=body, params=params, deadline_left=ctx.remaining())
         parser = self.wire.stream_parser()
-        rid = ""
+        batch: list[ChatChunk] = []
         try:
             if resp.status >= 400:
                 raw = await self._read(resp)
                 raise self._fail(RawResponse(resp.status, resp.headers, raw))
             ctype = resp.headers.get("content-type", "")
             if "json" in ctype and "ndjson" not in ctype:
-                chunks = parser.feed_body(await self._read(resp), self.wire)
-                for chunk in chunks:
-                    yield self._stamp(chunk, parser, model)
+                for chunk in parser.feed_body(await self._read(resp), self.wire):
+                    batch.append(self._stamp(chunk, parser, model))
             elif self.wire.framing == "sse" and "ndjson" not in ctype:
-                async for ev in iter_sse(resp, self.name):
-                    for chunk in parser.feed(ev.event, ev.data):
-                        yield self._stamp(chunk, parser, model)
+                async for events in sse_batches(resp, self.name):
+                    for ev in events:
+                        for chunk in parser.feed(ev.event, ev.data):
+                            batch.append(self._stamp(chunk, parser, model))
+                    # Once the provider said it finished, only the body's end is left to read (it
+                    # comes with the same read as a rule): the last chunks wait for it, to leave in
+                    # one batch with the usage chunk.
+                    if batch and not parser.done:
+                        yield batch
+                        batch = []
             else:
-                async for line in iter_ndjson(resp, self.name):
-                    for chunk in parser.feed("", line):
-                        yield self._stamp(chunk, parser, model)
-                    if parser.done and self.wire.framing == "ndjson":
+                # Ollama's NDJSON ends at its "done" line; a body that is not its own framing ends
+                # at the end of the body.
+                own = self.wire.framing == "ndjson"
+                async for lines in ndjson_batches(resp, self.name):
+                    for line in lines:
+                        for chunk in parser.feed("", line):
+                            batch.append(self._stamp(chunk, parser, model))
+                        if parser.done and own:
+                            break
+                    if parser.done and own:
                         break
+                    if batch and not parser.done:
+                        yield batch
+                        batch = []
             if not parser.done:
                 raise MalformedResponse(
                     f"{self.name}: stream ended before the provider finished", provider=self.name
                 )
-            rid = parser.response_id or ""
-            yield ChatChunk(
-                usage=parser.usage or Usage(), id=rid, provider=self.name, model=parser.model or model
+            batch.append(
+                ChatChunk(
+                    usage=parser.usage or Usage(),
+                    id=parser.response_id or "",
+                    provider=self.name,
+                    model=parser.model or model,
+                )
             )
+            yield batch
         except ProviderError as exc:
             exc.provider = exc.provider or self.name
-            raise
+            if batch:  # what arrived before the failure still reaches the caller (and is charged)
+                yield batch
+            raise exc
         except _DECODE_ERRORS as exc:
+            if batch:
+                yield batch
             raise self._malformed(exc) from exc
         finally:
             resp.release()

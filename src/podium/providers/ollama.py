@@ -28,7 +28,7 @@ from pydantic.alias_generators import to_camel
 
 from podium.backend import CallContext
 from podium.errors import ConfigError, MalformedResponse, ProviderError, RequestError
-from podium.providers._http import RawResponse, error_for_status, iter_ndjson
+from podium.providers._http import RawResponse, error_for_status, ndjson_batches
 from podium.providers.base import HttpProvider, ProviderConfig, StreamParser, WireFormat, new_id
 from podium.types import (
     ChatChunk,
@@ -425,10 +425,12 @@ class OllamaProvider(HttpProvider):
             latency_ms=(time.perf_counter() - t0) * 1000,
         )
 
-    async def stream_complete(self, request: CompletionRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Stream a legacy text completion from ``/api/generate``.
+    async def stream_complete(
+        self, request: CompletionRequest, ctx: CallContext
+    ) -> AsyncIterator[list[ChatChunk]]:
+        """Stream a legacy text completion from ``/api/generate``, in batches as ``stream`` does.
 
-        Yields chunks whose ``delta`` is the new text; the last one carries usage, as chat streams do.
+        The chunks' ``delta`` is the new text; the last chunk carries usage, as in chat streams.
 
         Raises:
             ProviderError: the upstream failed, refused, or ended the stream early.
@@ -439,29 +441,43 @@ class OllamaProvider(HttpProvider):
             self.wire.completion_path(model), body=body, deadline_left=ctx.remaining()
         )
         parser = self.wire.stream_parser()
+        batch: list[ChatChunk] = []
         try:
             if resp.status >= 400:
                 raise self._fail(RawResponse(resp.status, resp.headers, await self._read(resp)))
             # A server that ignores "stream" answers one JSON object, which is a one-line NDJSON body too.
-            async for line in iter_ndjson(resp, self.name):
-                for chunk in parser.feed("", line):
-                    yield self._stamp(chunk, parser, model)
+            async for lines in ndjson_batches(resp, self.name):
+                for line in lines:
+                    for chunk in parser.feed("", line):
+                        batch.append(self._stamp(chunk, parser, model))
+                    if parser.done:
+                        break
                 if parser.done:
                     break
+                if batch:
+                    yield batch
+                    batch = []
             if not parser.done:
                 raise MalformedResponse(
                     f"{self.name}: stream ended before the provider finished", provider=self.name
                 )
-            yield ChatChunk(
-                usage=parser.usage or Usage(),
-                id=parser.response_id or "",
-                provider=self.name,
-                model=parser.model or model,
+            batch.append(
+                ChatChunk(
+                    usage=parser.usage or Usage(),
+                    id=parser.response_id or "",
+                    provider=self.name,
+                    model=parser.model or model,
+                )
             )
+            yield batch
         except ProviderError as exc:
             exc.provider = exc.provider or self.name
-            raise
+            if batch:  # what arrived before the failure still reaches the caller
+                yield batch
+            raise exc
         except _DECODE_ERRORS as exc:
+            if batch:
+                yield batch
             raise self._malformed(exc) from exc
         finally:
             resp.release()

@@ -14,7 +14,6 @@ from typing import TypeVar
 from podium._timeouts import Expired, within
 from podium.backend import CallContext
 from podium.errors import ProviderTimeout
-from podium.types import ChatChunk
 
 T = TypeVar("T")
 
@@ -59,8 +58,8 @@ class IdleWatch:
         self._waiter: asyncio.Task[object] | None = None
         self._expired = False
 
-    async def next(self, chunks: AsyncIterator[ChatChunk]) -> ChatChunk:
-        """The next chunk of ``chunks``.
+    async def next(self, chunks: AsyncIterator[T]) -> T:
+        """The next item of ``chunks`` (a stream's next batch).
 
         Raises:
             StopAsyncIteration: the stream ended.

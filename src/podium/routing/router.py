@@ -330,10 +330,10 @@ class Router:
         """Embed with the first provider that succeeds."""
         return await self._serve("embedding", request, ctx, lambda p, r: self.target(p).embed(r, ctx))
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
-        """Stream from the first provider whose stream starts; no failover after the first chunk.
+    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
+        """Stream from the first provider whose stream starts; no failover after the first batch.
 
-        Every gap between chunks is bounded by the idle timeout and the request's deadline. A stream
+        Every gap between batches is bounded by the idle timeout and the request's deadline. A stream
         counts as a success for health only once it ends well; a fault mid-stream counts against it.
         """
 
@@ -341,7 +341,7 @@ class Router:
             t0 = time.perf_counter()
             agen = self.target(provider).stream(req, ctx).__aiter__()
             try:
-                first = await agen.__anext__()
+                first: list[ChatChunk] | None = await agen.__anext__()
             except StopAsyncIteration:
                 first = None
             except BaseException:
@@ -356,8 +356,8 @@ class Router:
             with span("podium.request", {"podium.tenant": self.tenant, "podium.kind": "stream"}):
                 opened, permit = await self._run(request, ctx, open_stream, trace, settle=False)
             first_at = time.perf_counter()
-            async for chunk in self._relay(opened, permit, ctx):
-                yield chunk
+            async for batch in self._relay(opened, permit, ctx):
+                yield batch
         except GeneratorExit:
             raise  # the caller stopped reading: its choice, not a failed request
         except BaseException as exc:
@@ -368,7 +368,7 @@ class Router:
 
     async def _relay(
         self, opened: _Opened, permit: Permit | None, ctx: CallContext
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncIterator[list[ChatChunk]]:
         name = opened.provider.name
         idle = (
             self.health.settings.stream_idle_timeout if self.health else None
@@ -377,16 +377,16 @@ class Router:
         usage: Usage | None = None
         try:
             if opened.first is not None:
-                usage = opened.first.usage or usage
-                yield opened.first
+                batch = opened.first
                 while True:
+                    for chunk in batch:
+                        if chunk.usage is not None:
+                            usage = chunk.usage
+                    yield batch
                     try:
-                        chunk = await watch.next(opened.agen)
+                        batch = await watch.next(opened.agen)
                     except StopAsyncIteration:
                         break
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    yield chunk
         except ProviderError as exc:
             exc.provider = exc.provider or name
             self.stats.failure(self.tenant, name, exc)
@@ -406,7 +406,7 @@ class Router:
         # The attempt was counted as a success when its first chunk arrived; add the tokens now.
         self.stats.success_tokens(self.tenant, name, usage)
         if self.metrics is not None and usage is not None:
-            model = opened.first.model if opened.first is not None and opened.first.model else ""
+            model = opened.first[0].model if opened.first else ""
             self.metrics.record_tokens(self.tenant, name, model, usage)
 
 
@@ -414,13 +414,13 @@ class _Opened(msgspec.Struct):
     """A stream whose first chunk arrived; quacks like a response for the failover loop."""
 
     provider: Provider
-    agen: AsyncIterator[ChatChunk]
-    first: ChatChunk | None
+    agen: AsyncIterator[list[ChatChunk]]
+    first: list[ChatChunk] | None
     latency_ms: float
     usage: Usage | None = None
 
 
-async def _aclose(agen: AsyncIterator[ChatChunk]) -> None:
+async def _aclose(agen: AsyncIterator[list[ChatChunk]]) -> None:
     aclose = getattr(agen, "aclose", None)
     if aclose is not None:
         await aclose()

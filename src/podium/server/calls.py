@@ -55,19 +55,22 @@ async def chat(request: Request, req: ChatRequest, ctx: CallContext) -> ChatResp
 
 async def open_stream(
     request: Request, req: ChatRequest, ctx: CallContext
-) -> tuple[ChatChunk | None, AsyncIterator[ChatChunk]]:
-    """Start a stream and wait for its first chunk (errors before it raise here)."""
+) -> tuple[list[ChatChunk], AsyncIterator[list[ChatChunk]]]:
+    """Start a stream and wait for its first batch of chunks (errors before it raise here).
+
+    The batch is empty when the stream ended without a chunk.
+    """
     stream = state(request).orchestrator.stream_request(req, ctx)
-    return await first_chunk(request, stream), stream
+    return await first_batch(request, stream), stream
 
 
-async def first_chunk(request: Request, stream: AsyncIterator[ChatChunk]) -> ChatChunk | None:
-    """Wait for a stream's first chunk, counting the wait as upstream time; close it on failure."""
+async def first_batch(request: Request, stream: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk]:
+    """Wait for a stream's first batch, counting the wait as upstream time; close it on failure."""
     t0 = time.perf_counter()
     try:
-        first: ChatChunk | None = await anext(stream)
+        first: list[ChatChunk] = await anext(stream)
     except StopAsyncIteration:
-        first = None
+        first = []
     except BaseException:
         await aclose(stream)
         raise
@@ -75,7 +78,7 @@ async def first_chunk(request: Request, stream: AsyncIterator[ChatChunk]) -> Cha
     return first
 
 
-async def aclose(stream: AsyncIterator[ChatChunk]) -> None:
+async def aclose(stream: AsyncIterator[list[ChatChunk]]) -> None:
     """Close a stream (and with it the upstream connection) if it can be closed."""
     close = getattr(stream, "aclose", None)
     if close is not None:
@@ -99,27 +102,31 @@ class SseEncoder(Protocol):
 
 
 async def sse_events(
-    first: ChatChunk | None,
-    stream: AsyncIterator[ChatChunk],
+    first: list[ChatChunk],
+    stream: AsyncIterator[list[ChatChunk]],
     encoder: SseEncoder,
     *,
     anthropic: bool,
     opening: bytes = b"",
 ) -> AsyncIterator[bytes]:
-    """A stream's SSE body: ``opening``, every chunk's events, then the end.
+    """A stream's SSE body: ``opening``, every batch's events, then the end.
 
-    A failure after the head was sent becomes an error event (the status is already 200). The upstream
+    The events of one batch leave as one piece (one write to the socket, not one per chunk). A
+    failure after the head was sent becomes an error event (the status is already 200). The upstream
     stream is always closed.
     """
     try:
-        if opening:
-            yield opening
-        if first is not None:
-            for event in encoder.encode(first):
-                yield event
-        async for chunk in stream:
-            for event in encoder.encode(chunk):
-                yield event
+        events = [opening] if opening else []
+        for chunk in first:
+            events += encoder.encode(chunk)
+        if events:
+            yield b"".join(events)
+        async for batch in stream:
+            events = []
+            for chunk in batch:
+                events += encoder.encode(chunk)
+            if events:
+                yield b"".join(events)
         yield encoder.finish()
     except PodiumError as exc:
         yield encoder.error(error_body(describe(exc), anthropic=anthropic))

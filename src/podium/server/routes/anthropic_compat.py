@@ -44,9 +44,10 @@ async def create_message(request: Request) -> Response:
     with_thinking = body.thinking is not None
     if body.stream:
         first, stream = await calls.open_stream(request, req, ctx)
-        mid = (first.id if first is not None and first.id else "") or new_id("msg")
-        encoder = EventEncoder(mid, (first.model if first is not None else "") or model, with_thinking)
-        provider = first.provider if first is not None else ""
+        head = first[0] if first else None
+        mid = (head.id if head is not None and head.id else "") or new_id("msg")
+        encoder = EventEncoder(mid, (head.model if head is not None else "") or model, with_thinking)
+        provider = head.provider if head is not None else ""
         return SSEResponse(
             calls.sse_events(first, stream, encoder, anthropic=True, opening=encoder.start()),
             headers={"x-podium-provider": provider, **calls.limit_headers(ctx)},

@@ -128,13 +128,17 @@ async def chat(request: Request) -> Response:
     return JSONBytes(resp, headers={"x-podium-provider": resp.provider, **calls.limit_headers(ctx)})
 
 
-async def _events(first: ChatChunk | None, stream: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
+async def _events(first: list[ChatChunk], stream: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[bytes]:
     encoder = msgspec.json.Encoder()
+
+    def data(batch: list[ChatChunk]) -> bytes:  # one piece per batch: one write to the socket
+        return b"".join([b"data: " + encoder.encode(chunk) + b"\n\n" for chunk in batch])
+
     try:
-        if first is not None:
-            yield b"data: " + encoder.encode(first) + b"\n\n"
-        async for chunk in stream:
-            yield b"data: " + encoder.encode(chunk) + b"\n\n"
+        if first:
+            yield data(first)
+        async for batch in stream:
+            yield data(batch)
         yield b"data: [DONE]\n\n"
     except PodiumError as exc:
         yield b"data: " + error_body(describe(exc), anthropic=False) + b"\n\n"

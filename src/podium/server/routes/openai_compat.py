@@ -46,9 +46,10 @@ async def chat_completions(request: Request) -> Response:
     if body.stream:
         first, stream = await calls.open_stream(request, req, ctx)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        rid = (first.id if first is not None and first.id else "") or new_id()
+        head = first[0] if first else None
+        rid = (head.id if head is not None and head.id else "") or new_id()
         encoder = ChunkEncoder(rid, body.model or "", include_usage)
-        provider = first.provider if first is not None else ""
+        provider = head.provider if head is not None else ""
         return SSEResponse(
             calls.sse_events(first, stream, encoder, anthropic=False),
             headers={"x-podium-provider": provider, **calls.limit_headers(ctx)},
