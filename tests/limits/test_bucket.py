@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from podium.limits import bucket
@@ -77,6 +77,7 @@ async def test_token_reservations_are_refunded_on_a_controlled_clock() -> None:
     capacity=st.floats(min_value=1, max_value=1000),
     rate=st.floats(min_value=0.01, max_value=100),
 )
+@example(ops=[("take", 1.0), ("take", 5e-324)], capacity=1.0, rate=2.0)  # a subnormal deficit
 def test_invariants(ops: list[tuple[str, float]], capacity: float, rate: float) -> None:
     tokens, now, stamp = capacity, 0.0, 0.0
     for kind, value in ops:

@@ -8,7 +8,11 @@ one more every window/N seconds. The same arithmetic runs inside the Redis Lua s
 
 from __future__ import annotations
 
+import math
+
 import msgspec
+
+_TINY = math.ulp(0.0)  # the smallest positive float
 
 
 class Taken(msgspec.Struct, frozen=True):
@@ -38,7 +42,8 @@ def take(tokens: float, capacity: float, rate: float, amount: float) -> Taken:
     need = min(amount, capacity)
     if tokens >= need:
         return Taken(True, tokens - need, 0.0)
-    return Taken(False, tokens, (need - tokens) / rate)
+    # A refusal always names a positive wait: a deficit of a few subnormal tokens would divide to 0.
+    return Taken(False, tokens, max((need - tokens) / rate, _TINY))
 
 
 def adjust(tokens: float, capacity: float, amount: float) -> float:
