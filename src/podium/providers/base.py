@@ -385,6 +385,7 @@ class HttpProvider(Provider):
         resp = await self.http.open_stream(path, body=body, params=params, deadline_left=ctx.remaining())
         parser = self.wire.stream_parser()
         batch: list[ChatChunk] = []
+        started = False
         try:
             if resp.status >= 400:
                 raw = await self._read(resp)
@@ -398,6 +399,12 @@ class HttpProvider(Provider):
                     for ev in events:
                         for chunk in parser.feed(ev.event, ev.data):
                             batch.append(self._stamp(chunk, parser, model))
+                        if batch and not started:
+                            # The first chunk leaves alone, before the rest of its read is parsed:
+                            # the time to the first token is what a reader waits on.
+                            started = True
+                            yield batch
+                            batch = []
                     # Once the provider said it finished, only the body's end is left to read (it
                     # comes with the same read as a rule): the last chunks wait for it, to leave in
                     # one batch with the usage chunk.
@@ -412,6 +419,10 @@ class HttpProvider(Provider):
                     for line in lines:
                         for chunk in parser.feed("", line):
                             batch.append(self._stamp(chunk, parser, model))
+                        if batch and not started:
+                            started = True
+                            yield batch
+                            batch = []
                         if parser.done and own:
                             break
                     if parser.done and own:
