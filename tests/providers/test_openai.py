@@ -736,6 +736,19 @@ async def test_openrouter_comments_and_in_stream_error() -> None:
     assert info.value.provider == "oa"
 
 
+async def test_chunks_read_together_with_an_in_stream_error_arrive_before_it() -> None:
+    # One read brings three chunks and the error: the first leaves alone, the other two would sit in
+    # the batch being built when the error is parsed; they still reach the caller (and are charged).
+    error = {"id": "gen-1", "error": {"code": 502, "message": "Upstream died"}, "choices": []}
+    events = [delta(content=w) for w in ("Hi", " there", "!")] + [error]
+    one_read = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
+    async with upstream(sse(one_read)) as (_, provider):
+        got: list[ChatChunk] = []
+        with pytest.raises(ProviderUnavailable, match="Upstream died"):
+            await collect(provider, got)
+    assert [c.delta for c in got] == ["Hi", " there", "!"]
+
+
 async def test_groq_error_event() -> None:
     err = {"error": {"message": "Tool call validation failed", "code": "tool_use_failed", "status_code": 400}}
     async with upstream(sse(delta(content="x"), f"event: error\ndata: {json.dumps(err)}", done=False)) as (
