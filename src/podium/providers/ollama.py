@@ -442,6 +442,7 @@ class OllamaProvider(HttpProvider):
         )
         parser = self.wire.stream_parser()
         batch: list[ChatChunk] = []
+        started = False
         try:
             if resp.status >= 400:
                 raise self._fail(RawResponse(resp.status, resp.headers, await self._read(resp)))
@@ -450,6 +451,10 @@ class OllamaProvider(HttpProvider):
                 for line in lines:
                     for chunk in parser.feed("", line):
                         batch.append(self._stamp(chunk, parser, model))
+                    if batch and not started:  # the first chunk leaves alone, as in ``stream``
+                        started = True
+                        yield batch
+                        batch = []
                     if parser.done:
                         break
                 if parser.done:
