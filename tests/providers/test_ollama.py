@@ -647,6 +647,18 @@ async def test_streamed_generate_error_line_is_mapped() -> None:
     assert up.requests[0].body["stream"] is True
 
 
+async def test_streamed_generate_answered_as_one_json_object_is_read() -> None:
+    # A server that ignores "stream": one application/json object, which /api/chat's parser cannot read.
+    answer = {"model": "llama3.2", "response": "Hi there", "done": True, "done_reason": "stop"}
+    answer |= {"prompt_eval_count": 3, "eval_count": 2}
+    async with ollama({("POST", "/api/generate"): json_reply(answer)}) as (_, provider):
+        stream = provider.stream_complete(CompletionRequest(prompt="Say hi"), CTX)
+        chunks = [c async for c in flatten(stream)]
+    assert "".join(c.delta for c in chunks) == "Hi there"
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
+    assert chunks[-1].usage == Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
+
+
 async def test_show_model_unknown_is_not_found() -> None:
     route = {("POST", "/api/show"): json_reply({"error": "model 'nope' not found"}, status=404)}
     async with ollama(route) as (up, provider):

@@ -382,6 +382,24 @@ class HttpProvider(Provider):
         model = self.resolve_model(request.model)
         path, params = self.wire.chat_path(model, True)
         body = self.wire.chat_body(request, model, True)
+        async for batch in self._stream_at(path, body, params, model, ctx):
+            yield batch
+
+    async def _stream_at(
+        self,
+        path: str,
+        body: Any,
+        params: Mapping[str, str] | None,
+        model: str,
+        ctx: CallContext,
+        *,
+        lines_only: bool = False,
+    ) -> AsyncIterator[list[ChatChunk]]:
+        """POST ``body`` to ``path`` and parse the streamed answer into batches (see ``stream``).
+
+        ``lines_only`` reads a plain JSON answer as a one-line NDJSON body too, for answers the wire's
+        ``parse_chat`` does not read (Ollama's ``/api/generate``).
+        """
         resp = await self.http.open_stream(path, body=body, params=params, deadline_left=ctx.remaining())
         parser = self.wire.stream_parser()
         batch: list[ChatChunk] = []
@@ -391,7 +409,7 @@ class HttpProvider(Provider):
                 raw = await self._read(resp)
                 raise self._fail(RawResponse(resp.status, resp.headers, raw))
             ctype = resp.headers.get("content-type", "")
-            if "json" in ctype and "ndjson" not in ctype:
+            if "json" in ctype and "ndjson" not in ctype and not lines_only:
                 for chunk in parser.feed_body(await self._read(resp), self.wire):
                     batch.append(self._stamp(chunk, parser, model))
             elif self.wire.framing == "sse" and "ndjson" not in ctype:

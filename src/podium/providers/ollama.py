@@ -28,7 +28,7 @@ from pydantic.alias_generators import to_camel
 
 from podium.backend import CallContext
 from podium.errors import ConfigError, MalformedResponse, ProviderError, RequestError
-from podium.providers._http import RawResponse, error_for_status, ndjson_batches
+from podium.providers._http import error_for_status
 from podium.providers.base import HttpProvider, ProviderConfig, StreamParser, WireFormat, new_id
 from podium.types import (
     ChatChunk,
@@ -437,55 +437,11 @@ class OllamaProvider(HttpProvider):
         """
         model = self.resolve_model(request.model)
         body = self.wire.completion_body(request, model, stream=True)
-        resp = await self.http.open_stream(
-            self.wire.completion_path(model), body=body, deadline_left=ctx.remaining()
-        )
-        parser = self.wire.stream_parser()
-        batch: list[ChatChunk] = []
-        started = False
-        try:
-            if resp.status >= 400:
-                raise self._fail(RawResponse(resp.status, resp.headers, await self._read(resp)))
-            # A server that ignores "stream" answers one JSON object, which is a one-line NDJSON body too.
-            async for lines in ndjson_batches(resp, self.name):
-                for line in lines:
-                    for chunk in parser.feed("", line):
-                        batch.append(self._stamp(chunk, parser, model))
-                    if batch and not started:  # the first chunk leaves alone, as in ``stream``
-                        started = True
-                        yield batch
-                        batch = []
-                    if parser.done:
-                        break
-                if parser.done:
-                    break
-                if batch:
-                    yield batch
-                    batch = []
-            if not parser.done:
-                raise MalformedResponse(
-                    f"{self.name}: stream ended before the provider finished", provider=self.name
-                )
-            batch.append(
-                ChatChunk(
-                    usage=parser.usage or Usage(),
-                    id=parser.response_id or "",
-                    provider=self.name,
-                    model=parser.model or model,
-                )
-            )
+        # A server that ignores "stream" answers one JSON object, which is a one-line NDJSON body too.
+        async for batch in self._stream_at(
+            self.wire.completion_path(model), body, None, model, ctx, lines_only=True
+        ):
             yield batch
-        except ProviderError as exc:
-            exc.provider = exc.provider or self.name
-            if batch:  # what arrived before the failure still reaches the caller
-                yield batch
-            raise exc
-        except _DECODE_ERRORS as exc:
-            if batch:
-                yield batch
-            raise self._malformed(exc) from exc
-        finally:
-            resp.release()
 
     async def show_model(self, model: str) -> dict[str, Any]:
         """Describe a model (``POST /api/show``).
