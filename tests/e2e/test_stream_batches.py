@@ -7,7 +7,8 @@ write of the gateway is one chunk of the chunked transfer encoding, so a raw cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import msgspec
 import pytest
@@ -19,6 +20,7 @@ from podium.testing import FakeUpstream
 from tests.server.live import authenticator, serve, token
 
 WORDS = [f"w{i} " for i in range(20)]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _event(delta: dict[str, object], finish: str | None = None) -> bytes:
@@ -36,15 +38,31 @@ def _closing() -> bytes:
     return _event({}, "stop") + b"data: " + msgspec.json.encode(usage) + b"\n\n" + b"data: [DONE]\n\n"
 
 
-async def _gateway(up: FakeUpstream) -> Orchestrator:
-    """An orchestrator with governance on, so every layer (limits, budget, ledger) is in the path."""
-    orch = Orchestrator()
-    await orch.create_provider(
-        type="openai", name="up", tenant="acme", base_url=f"{up.url}/v1", default_model="m"
-    )
-    orch.set_rate_limit("acme", {"requestsPerMinute": 1000, "tokensPerMinute": 1_000_000})
-    orch.set_budget("acme", daily=100.0)
-    return orch
+@asynccontextmanager
+async def _streamed(upstream: Handler, body: dict[str, object]) -> AsyncIterator[asyncio.StreamReader]:
+    """POST ``body`` (a stream request) through a gateway whose upstream answers with ``upstream``.
+
+    The gateway has governance on, so every layer (limits, budget, ledger) is in the path. Yields the
+    connection's reader once a 200 chunked head has been read.
+    """
+    up = FakeUpstream()
+    up.route("POST", "/v1/chat/completions", upstream)
+    async with up:
+        orch = Orchestrator()
+        await orch.create_provider(
+            type="openai", name="up", tenant="acme", base_url=f"{up.url}/v1", default_model="m"
+        )
+        orch.set_rate_limit("acme", {"requestsPerMinute": 1000, "tokensPerMinute": 1_000_000})
+        orch.set_budget("acme", daily=100.0)
+        try:
+            async with serve(create_app(orch, authenticator=authenticator())) as url:
+                reader, writer = await _post(url, body)
+                try:
+                    yield reader
+                finally:
+                    writer.close()
+        finally:
+            await orch.aclose()
 
 
 async def _post(url: str, body: dict[str, object]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -89,18 +107,9 @@ async def test_a_stream_that_arrives_in_one_read_leaves_in_a_few_writes() -> Non
         await resp.write_eof()
         return resp
 
-    up = FakeUpstream()
-    up.route("POST", "/v1/chat/completions", whole)
-    async with up:
-        orch = await _gateway(up)
-        try:
-            async with serve(create_app(orch, authenticator=authenticator())) as url:
-                body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
-                reader, writer = await _post(url, body)
-                writes = [c async for c in _http_chunks(reader)]
-                writer.close()
-        finally:
-            await orch.aclose()
+    body: dict[str, object] = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    async with _streamed(whole, body) as reader:
+        writes = [c async for c in _http_chunks(reader)]
     stream = b"".join(writes)
     assert _texts(stream) == WORDS
     assert stream.endswith(b"data: [DONE]\n\n")
@@ -128,29 +137,20 @@ async def test_each_chunk_leaves_before_the_upstream_sends_the_next(include_usag
         await resp.write_eof()
         return resp
 
-    up = FakeUpstream()
-    up.route("POST", "/v1/chat/completions", lockstep)
-    async with up:
-        orch = await _gateway(up)
-        try:
-            async with serve(create_app(orch, authenticator=authenticator())) as url:
-                body: dict[str, object] = {
-                    "model": "m",
-                    "messages": [{"role": "user", "content": "x"}],
-                    "stream": True,
-                    "stream_options": {"include_usage": include_usage},
-                }
-                reader, writer = await _post(url, body)
-                got: list[str] = []
-                tail = b""
-                async for data in _http_chunks(reader):
-                    got += _texts(data)
-                    for i in range(len(got)):
-                        read[i].set()
-                    tail += data
-                writer.close()
-        finally:
-            await orch.aclose()
+    body: dict[str, object] = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "stream": True,
+        "stream_options": {"include_usage": include_usage},
+    }
+    got: list[str] = []
+    tail = b""
+    async with _streamed(lockstep, body) as reader:
+        async for data in _http_chunks(reader):
+            got += _texts(data)
+            for i in range(len(got)):
+                read[i].set()
+            tail += data
     assert got == WORDS
     assert tail.endswith(b"data: [DONE]\n\n")
     assert (b'"usage":{"prompt_tokens":3' in tail) is include_usage
