@@ -34,10 +34,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from podium.cli.bench import _BODY, _STREAM_BODY, _cpu_seconds, _wait_ready
+
 ROOT = Path(__file__).resolve().parent.parent
 PODIUM = ROOT / ".venv" / "bin" / "podium"
 HARNESS = Path(os.environ.get("HARNESS", "/work/shared/bench"))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -52,13 +53,6 @@ class Side:
     samples: list[tuple[float, float]] = field(default_factory=list)
     cpu0: float = 0.0
     cpu: float = 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def start_upstream(work: Path, port: int) -> subprocess.Popen[bytes]:
@@ -147,8 +141,6 @@ async def one(
 
 def request_bytes(side: Side, stream: bool) -> bytes:
     """The harness's request (podium bench's body), with the side's key."""
-    from podium.cli.bench import _BODY, _STREAM_BODY
-
     body = json.dumps(_STREAM_BODY if stream else _BODY).encode()
     auth = f"authorization: Bearer {side.key}\r\n".encode() if side.key else b""
     return (
@@ -168,37 +160,16 @@ async def drive(sides: list[Side], n: int, stream: bool, warmup: int) -> None:
             await one(r, w, req)
     for s in sides:
         assert s.proc is not None
-        s.cpu0 = cpu_seconds(s.proc.pid)
+        s.cpu0 = _cpu_seconds(s.proc.pid)
     order = list(range(len(sides)))
     for i in range(n):
         for k in order if i % 2 == 0 else order[::-1]:
             sides[k].samples.append(await one(*conns[k], reqs[k]))
     for s in sides:
         assert s.proc is not None
-        s.cpu = cpu_seconds(s.proc.pid) - s.cpu0
+        s.cpu = _cpu_seconds(s.proc.pid) - s.cpu0
     for _, w in conns:
         w.close()
-
-
-def wait_ready(side: Side, limit: float = 60) -> None:
-    """Poll the side's /v1/models until it answers 200."""
-    import urllib.request
-
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit:
-        assert side.proc is not None
-        if side.proc.poll() is not None:
-            raise RuntimeError(f"{side.name} exited with {side.proc.returncode}")
-        req = urllib.request.Request(f"http://127.0.0.1:{side.port}/v1/models")
-        if side.key:
-            req.add_header("authorization", f"Bearer {side.key}")
-        try:
-            with urllib.request.urlopen(req, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{side.name} not ready within {limit} s")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -226,7 +197,9 @@ def main() -> None:
             for s in sides:
                 start_side(s, args.mode, f"http://127.0.0.1:{up_port}/v1", work)
             for s in sides:
-                wait_ready(s)
+                assert s.proc is not None
+                auth = {"authorization": f"Bearer {s.key}"} if s.key else {}
+                _wait_ready(f"http://127.0.0.1:{s.port}/v1/models", auth, s.proc, 60)
             if os.environ.get("AB_PIN"):  # gateways on CPU 0, this client and nginx on CPU 1
                 for s in sides:
                     assert s.proc is not None
