@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -314,6 +314,9 @@ class WireFormat(ABC):
 
 _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError)
 
+StreamTarget = tuple[str, Any, Mapping[str, str] | None, str]
+"""Where a stream request goes: path, body, query parameters, and the model it names."""
+
 
 class HttpProvider(Provider):
     """A provider reached over HTTP through one ``WireFormat``.
@@ -377,29 +380,28 @@ class HttpProvider(Provider):
         resp.model = resp.model or model
         return resp
 
-    async def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
+    def stream(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
         """Stream a chat answer, a batch per network read; always ends with a chunk carrying usage."""
-        model = self.resolve_model(request.model)
-        path, params = self.wire.chat_path(model, True)
-        body = self.wire.chat_body(request, model, True)
-        async for batch in self._stream_at(path, body, params, model, ctx):
-            yield batch
+
+        def target() -> StreamTarget:
+            model = self.resolve_model(request.model)
+            path, params = self.wire.chat_path(model, True)
+            return path, self.wire.chat_body(request, model, True), params, model
+
+        return self._stream_at(target, ctx)
 
     async def _stream_at(
-        self,
-        path: str,
-        body: Any,
-        params: Mapping[str, str] | None,
-        model: str,
-        ctx: CallContext,
-        *,
-        lines_only: bool = False,
+        self, target: Callable[[], StreamTarget], ctx: CallContext, *, lines_only: bool = False
     ) -> AsyncIterator[list[ChatChunk]]:
-        """POST ``body`` to ``path`` and parse the streamed answer into batches (see ``stream``).
+        """POST to ``target()``'s path and parse the streamed answer into batches (see ``stream``).
 
+        ``target`` (path, body, query parameters, model) is called inside the stream, so that its
+        errors (no model to call) are raised where every other stream error is: on iteration. The
+        request goes out unwrapped: a generator layer over this one would cost a step per batch.
         ``lines_only`` reads a plain JSON answer as a one-line NDJSON body too, for answers the wire's
         ``parse_chat`` does not read (Ollama's ``/api/generate``).
         """
+        path, body, params, model = target()
         resp = await self.http.open_stream(path, body=body, params=params, deadline_left=ctx.remaining())
         parser = self.wire.stream_parser()
         batch: list[ChatChunk] = []

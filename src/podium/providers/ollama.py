@@ -29,7 +29,14 @@ from pydantic.alias_generators import to_camel
 from podium.backend import CallContext
 from podium.errors import ConfigError, MalformedResponse, ProviderError, RequestError
 from podium.providers._http import error_for_status
-from podium.providers.base import HttpProvider, ProviderConfig, StreamParser, WireFormat, new_id
+from podium.providers.base import (
+    HttpProvider,
+    ProviderConfig,
+    StreamParser,
+    StreamTarget,
+    WireFormat,
+    new_id,
+)
 from podium.types import (
     ChatChunk,
     ChatRequest,
@@ -425,23 +432,22 @@ class OllamaProvider(HttpProvider):
             latency_ms=(time.perf_counter() - t0) * 1000,
         )
 
-    async def stream_complete(
-        self, request: CompletionRequest, ctx: CallContext
-    ) -> AsyncIterator[list[ChatChunk]]:
+    def stream_complete(self, request: CompletionRequest, ctx: CallContext) -> AsyncIterator[list[ChatChunk]]:
         """Stream a legacy text completion from ``/api/generate``, in batches as ``stream`` does.
 
         The chunks' ``delta`` is the new text; the last chunk carries usage, as in chat streams.
 
         Raises:
-            ProviderError: the upstream failed, refused, or ended the stream early.
+            ProviderError: the upstream failed, refused, or ended the stream early (on iteration).
         """
-        model = self.resolve_model(request.model)
-        body = self.wire.completion_body(request, model, stream=True)
+
+        def target() -> StreamTarget:
+            model = self.resolve_model(request.model)
+            body = self.wire.completion_body(request, model, stream=True)
+            return self.wire.completion_path(model), body, None, model
+
         # A server that ignores "stream" answers one JSON object, which is a one-line NDJSON body too.
-        async for batch in self._stream_at(
-            self.wire.completion_path(model), body, None, model, ctx, lines_only=True
-        ):
-            yield batch
+        return self._stream_at(target, ctx, lines_only=True)
 
     async def show_model(self, model: str) -> dict[str, Any]:
         """Describe a model (``POST /api/show``).
