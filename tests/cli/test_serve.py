@@ -9,18 +9,24 @@ import socket
 import sys
 from pathlib import Path
 
-from podium.cli.serve import build_app
+from podium.cli.serve import SERVING_GC_THRESHOLD, build_app
 
 
-async def test_the_start_up_heap_is_frozen_while_serving_and_released_after(tmp_path: Path) -> None:
+async def test_the_collector_leaves_requests_alone_while_serving_and_is_restored_after(
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps({"framework": {"data_dir": str(tmp_path)}, "auth": {"enabled": False}}))
     app = build_app(str(config))
+    threshold = gc.get_threshold()
     assert gc.get_freeze_count() == 0
     async with app.router.lifespan_context(app):
         # Full collections skip what start-up built (they set the p99 latency before).
         assert gc.get_freeze_count() > 10_000
+        # Young collections wait for more than the objects of the requests in flight.
+        assert gc.get_threshold() == (SERVING_GC_THRESHOLD, *threshold[1:])
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == threshold
 
 
 async def test_several_workers_on_a_sqlite_file_are_warned_about_its_write_lock(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import genai_prices
 import pytest
@@ -17,6 +20,8 @@ from podium.limits import (
     RequestEstimate,
 )
 from podium.limits.governance import Governance
+from podium.limits.guard import Permit, Ticket
+from podium.limits.limiter import LimitPlan
 from podium.state import StateStore
 from podium.testing import MockProvider
 from podium.types import ChatRequest, Message, Usage
@@ -240,3 +245,40 @@ async def test_governance_from_settings_applies_the_seed_sections() -> None:
         assert (await gov.get_budget_status("tenant-a")).periods[0].reserved == pytest.approx(0.1)
     finally:
         await gov.aclose()
+
+
+@contextmanager
+def _cyclic_garbage() -> Iterator[list[object]]:
+    """Collect what the block leaves behind that only the cycle collector could free."""
+    gc.collect()
+    gc.disable()  # no collection during the block may free a cycle before it is counted
+    found: list[object] = []
+    try:
+        yield found
+    finally:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        found.extend(gc.garbage)
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.enable()
+
+
+async def test_served_requests_leave_no_governance_cycles(store: StateStore) -> None:
+    # A request's ticket, permits and limit plans must be freed when it ends, not left for the cycle
+    # collector: under load those collections walked every request in flight (issue 7's profile).
+    gov = _gov(store)
+    gov.set_rate_limit("acme", {"requestsPerSecond": 1000, "tokensPerMinute": 10**9}, "tenant")
+    gov.set_rate_limit("gpt", {"concurrentRequests": 10}, "provider")
+    gov.set_budget("acme", daily=100.0)
+    guarded = Guarded(
+        MockProvider("gpt", reply="a b c"), gov.guard, provider_name="gpt", default_model="gpt-4o"
+    )
+    await guarded.chat(_request(), CallContext(tenant="acme"))  # first use: caches, price tables
+    with _cyclic_garbage() as garbage:
+        for _ in range(5):
+            await guarded.chat(_request(), CallContext(tenant="acme"))
+            [c async for c in flatten(guarded.stream(_request(), CallContext(tenant="acme")))]
+    left = [type(o).__name__ for o in garbage if isinstance(o, Ticket | Permit | LimitPlan)]
+    assert left == []
+    assert (await gov.get_rate_limit_status("gpt", "provider")).in_flight == 0
