@@ -53,6 +53,7 @@ class Side:
     samples: list[tuple[float, float]] = field(default_factory=list)
     cpu0: float = 0.0
     cpu: float = 0.0
+    preload: Path | None = None  # a directory put ahead of ``src`` on PYTHONPATH (a sitecustomize)
 
 
 def start_upstream(work: Path, port: int) -> subprocess.Popen[bytes]:
@@ -72,7 +73,8 @@ def start_upstream(work: Path, port: int) -> subprocess.Popen[bytes]:
 
 def start_side(side: Side, mode: str, upstream: str, work: Path) -> None:
     """Write the side's configuration, create its database (and key), start ``podium serve``."""
-    env = {**os.environ, "PYTHONPATH": str(side.src)}
+    path = [str(side.preload)] if side.preload is not None else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(side.src)])}
     wd = work / side.name
     wd.mkdir()
     script = (
