@@ -7,10 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from podium.orchestrator import Orchestrator
-from podium.server import create_app
-from podium.testing import FakeUpstream
-from tests.server.live import authenticator, serve, token
+from tests.server.live import gateway_over, token
 
 
 async def test_client_disconnect_closes_the_upstream_stream() -> None:
@@ -29,22 +26,12 @@ async def test_client_disconnect_closes_the_upstream_stream() -> None:
             raise
         return resp
 
-    up = FakeUpstream()
-    up.route("POST", "/v1/chat/completions", slow_stream)
-    async with up:
-        orch = Orchestrator()
-        await orch.create_provider(
-            type="openai", name="slow", tenant="acme", base_url=f"{up.url}/v1", default_model="m"
-        )
-        try:
-            async with serve(create_app(orch, authenticator=authenticator())) as url:
-                body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
-                headers = {"authorization": f"Bearer {token('user', 'acme')}"}
-                async with aiohttp.ClientSession() as s:
-                    r = await s.post(f"{url}/v1/chat/completions", json=body, headers=headers)
-                    assert r.status == 200
-                    assert (await r.content.readuntil(b"\n\n")).startswith(b"data: ")
-                    r.close()  # hang up mid-stream
-                await asyncio.wait_for(upstream_gone.wait(), timeout=5)
-        finally:
-            await orch.aclose()
+    async with gateway_over(slow_stream, provider="slow") as (_, url):
+        body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+        headers = {"authorization": f"Bearer {token('user', 'acme')}"}
+        async with aiohttp.ClientSession() as s:
+            r = await s.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+            assert r.status == 200
+            assert (await r.content.readuntil(b"\n\n")).startswith(b"data: ")
+            r.close()  # hang up mid-stream
+        await asyncio.wait_for(upstream_gone.wait(), timeout=5)

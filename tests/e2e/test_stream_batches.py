@@ -7,20 +7,16 @@ write of the gateway is one chunk of the chunked transfer encoding, so a raw cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import msgspec
 import pytest
 from aiohttp import web
 
-from podium.orchestrator import Orchestrator
-from podium.server import create_app
-from podium.testing import FakeUpstream
-from tests.server.live import authenticator, serve, token
+from tests.server.live import Handler, gateway_over, token
 
 WORDS = [f"w{i} " for i in range(20)]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _event(delta: dict[str, object], finish: str | None = None) -> bytes:
@@ -45,24 +41,14 @@ async def _streamed(upstream: Handler, body: dict[str, object]) -> AsyncIterator
     The gateway has governance on, so every layer (limits, budget, ledger) is in the path. Yields the
     connection's reader once a 200 chunked head has been read.
     """
-    up = FakeUpstream()
-    up.route("POST", "/v1/chat/completions", upstream)
-    async with up:
-        orch = Orchestrator()
-        await orch.create_provider(
-            type="openai", name="up", tenant="acme", base_url=f"{up.url}/v1", default_model="m"
-        )
+    async with gateway_over(upstream) as (orch, url):
         orch.set_rate_limit("acme", {"requestsPerMinute": 1000, "tokensPerMinute": 1_000_000})
         orch.set_budget("acme", daily=100.0)
+        reader, writer = await _post(url, body)
         try:
-            async with serve(create_app(orch, authenticator=authenticator())) as url:
-                reader, writer = await _post(url, body)
-                try:
-                    yield reader
-                finally:
-                    writer.close()
+            yield reader
         finally:
-            await orch.aclose()
+            writer.close()
 
 
 async def _post(url: str, body: dict[str, object]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

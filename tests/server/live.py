@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import uvicorn
+from aiohttp import web
 from starlette.types import ASGIApp
 
 from podium.auth.principal import Principal, Role
 from podium.errors import AuthError
+from podium.orchestrator import Orchestrator
+from podium.server import create_app
+from podium.testing import FakeUpstream
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class TokenAuthenticator:
@@ -65,3 +71,24 @@ async def serve(app: ASGIApp, **config: object) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+@asynccontextmanager
+async def gateway_over(chat: Handler, provider: str = "up") -> AsyncIterator[tuple[Orchestrator, str]]:
+    """A served gateway whose one provider (openai, tenant ``acme``) is a fake upstream.
+
+    The upstream answers ``POST /v1/chat/completions`` with ``chat``. Yields the orchestrator (to
+    configure further) and the gateway's base URL; callers authenticate with :func:`token`.
+    """
+    up = FakeUpstream()
+    up.route("POST", "/v1/chat/completions", chat)
+    async with up:
+        orch = Orchestrator()
+        await orch.create_provider(
+            type="openai", name=provider, tenant="acme", base_url=f"{up.url}/v1", default_model="m"
+        )
+        try:
+            async with serve(create_app(orch, authenticator=authenticator())) as url:
+                yield orch, url
+        finally:
+            await orch.aclose()
