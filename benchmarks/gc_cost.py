@@ -12,8 +12,8 @@ measured seconds only.
 - Starts one ``podium serve`` from ``SRC``, a ``src`` directory (default: this checkout's), on its
   own configuration and database. The configuration is ``podium.cli.bench``'s; full-redis reads
   ``REDIS_URL``.
-- Runs wrk (``-t1``) with the harness's ``chat.lua`` or ``chat_stream.lua``: 3 s of warm-up, then
-  the measured run.
+- Runs wrk as ``podium bench`` does (its script and the harness's request, JSON or a stream): 3 s of
+  warm-up, then the measured run.
 - Prints the requests, requests/s, CPU per request, collections per generation, collector time per
   request and RSS.
 
@@ -26,16 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ab import HARNESS, ROOT, Side, start_side, start_upstream
+from ab import ROOT, Side, start_side, start_upstream
 
-from podium.cli.bench import _cpu_seconds, _rss_mib, _wait_ready
+from podium.cli.bench import _BODY, _LUA, _STREAM_BODY, _cpu_seconds, _rss_mib, _wait_ready, _wrk
 
 # Loaded by the gateway before podium: times every collection and writes the running totals to
 # GC_COST_OUT every 0.2 s (a daemon thread, so reading them needs no signal and no request).
@@ -63,18 +63,11 @@ threading.Thread(target=_report, daemon=True).start()
 """
 
 
-def _wrk(port: int, key: str, script: str, concurrency: int, seconds: int) -> dict[str, float]:
-    env = {**os.environ, "BENCH_API_KEY": key or "sk-bench-dummy-key"}
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s",
-         str(HARNESS / "wrk" / script), f"http://127.0.0.1:{port}/v1/chat/completions"],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
-    found: dict[str, float] = json.loads(line.split(" ", 1)[1])
-    errors = sum(v for k, v in found.items() if k.startswith("err_"))
-    if errors:
-        raise SystemExit(f"wrk saw {errors:.0f} errors: {found}")
+def _load(side: Side, script: Path, body: bytes, concurrency: int, seconds: int) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{side.port}/v1/chat/completions"
+    found = _wrk(url, body, side.key or None, concurrency, seconds, script)
+    if found["errors"]:
+        raise SystemExit(f"wrk saw {found['errors']} errors")
     return found
 
 
@@ -95,11 +88,13 @@ def main() -> None:
     ap.add_argument("--threshold", type=int, help="young-generation threshold while serving")
     args = ap.parse_args()
     up_port = int(os.environ.get("UPSTREAM_PORT", "18093"))
-    script = "chat_stream.lua" if args.scenario == "st" else "chat.lua"
+    body = json.dumps(_STREAM_BODY if args.scenario == "st" else _BODY).encode()
     with tempfile.TemporaryDirectory(prefix="podium-gc-") as tmp:
         work = Path(tmp)
         (work / "preload").mkdir()
         (work / "preload" / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+        script = work / "chat.lua"
+        script.write_text(_LUA)
         stats = work / "gc.json"
         os.environ["GC_COST_OUT"] = str(stats)
         if args.threshold:
@@ -111,9 +106,9 @@ def main() -> None:
             assert side.proc is not None
             auth = {"authorization": f"Bearer {side.key}"} if side.key else {}
             _wait_ready(f"http://127.0.0.1:{side.port}/v1/models", auth, side.proc, 60)
-            _wrk(side.port, side.key, script, args.concurrency, 3)
+            _load(side, script, body, args.concurrency, 3)
             before, cpu0 = _read(stats), _cpu_seconds(side.proc.pid)
-            run = _wrk(side.port, side.key, script, args.concurrency, args.duration)
+            run = _load(side, script, body, args.concurrency, args.duration)
             cpu = _cpu_seconds(side.proc.pid) - cpu0
             after, rss = _read(stats), _rss_mib(side.proc.pid)
         finally:
@@ -127,7 +122,7 @@ def main() -> None:
     seconds = sum(after["acc"][g][1] - before["acc"][g][1] for g in range(3))
     print(
         f"{args.mode} {args.scenario}, c={args.concurrency}, {args.duration:g} s, young threshold "
-        f"{after['threshold'][0]}: {n:.0f} requests, {n / run['duration_us'] * 1e6:.0f} req/s, "
+        f"{after['threshold'][0]}: {n} requests, {n / run['seconds']:.0f} req/s, "
         f"CPU {cpu / n * 1e6:.1f} us/request; collections (young, middle, full) "
         f"{counts[0]}, {counts[1]}, {counts[2]}; collector {seconds / n * 1e6:.1f} us/request; "
         f"RSS {rss:.1f} MiB"
