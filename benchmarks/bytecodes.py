@@ -3,7 +3,7 @@
 Sampling profilers misplace time around system calls and spread the cycle collector over whatever line
 allocated; callgrind counts instructions exactly but cannot name the Python function they belong to.
 This counts every bytecode the interpreter executes (``sys.settrace`` with opcode events) over N
-requests served in process, as ``benchmarks/request_driver.py`` serves them, and prints the count per
+requests served in process on uvloop, as ``benchmarks/request_driver.py`` serves them, and prints the count per
 request: in total, by module and by function (with calls per request). The counts repeat exactly from
 run to run, so a change that removes work shows as a smaller number whatever the host is doing. They
 leave out time spent in C (JSON, hashing, SQLite, the kernel), which callgrind's totals still cover.
@@ -23,6 +23,8 @@ from collections import Counter
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
+
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from request_driver import one  # the same in-process request as the instruction counts
@@ -92,7 +94,8 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
-    counted = asyncio.run(_run(args.config, args.key.encode(), args.n, args.stream))
+    # uvloop, as podium serve runs: the event loop's own work is then C, as it is when serving.
+    counted = uvloop.run(_run(args.config, args.key.encode(), args.n, args.stream))
     n = args.n
     kind = "stream" if args.stream else "non-streaming"
     print(f"{sum(counted.ops.values()) / n:.0f} bytecodes per request ({kind}, n={n})")
