@@ -93,3 +93,57 @@ async def test_other_methods_and_paths_still_go_through_the_router(gateway: tupl
     assert status == 404 and body["error"]["code"] == "not_found"
     status, _, body = await call("GET", f"{base}/v1/models")
     assert status == 200 and [m["id"] for m in body["data"]] == ["gpt-4o-mini"]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "media_type"),
+    [
+        (200, {"x-podium-provider": "gpt", "x-ratelimit-limit-requests": "60"}, None),
+        (200, None, None),
+        (429, {"Retry-After": "2", "X-RateLimit-Reset-Requests": "1.500s"}, None),
+        (204, {"x-podium-provider": "gpt"}, None),
+        (200, {"content-type": "application/vnd.custom+json", "Content-Length": "2"}, None),
+        (200, {"x-a": "é"}, "text/plain"),
+    ],
+)
+def test_json_answers_carry_the_headers_starlette_would_write(
+    status: int, headers: dict[str, str] | None, media_type: str | None
+) -> None:
+    from starlette.responses import Response
+
+    from podium.server.http import JSONBytes
+
+    ours = JSONBytes(b"{}", status_code=status, headers=headers, media_type=media_type)
+    theirs = Response(b"{}", status_code=status, headers=headers, media_type=media_type or "application/json")
+    assert ours.raw_headers == theirs.raw_headers
+
+
+def test_request_headers_read_by_lower_case_name_first_value_winning() -> None:
+    from starlette.requests import Request
+
+    from podium.server.deps import headers
+
+    scope = {
+        "type": "http",
+        "headers": [
+            (b"authorization", b"Bearer one"),
+            (b"x-podium-tenant", b"acme"),
+            (b"authorization", b"x"),
+        ],
+    }
+    request = Request(scope)
+    assert headers(request) == {"authorization": "Bearer one", "x-podium-tenant": "acme"}
+    assert headers(request) is headers(request)  # built once per request
+    assert headers(Request({"type": "http", "headers": []})) == {}
+
+
+async def test_the_tenant_header_is_read_whatever_its_case(gateway: tuple[str, Orchestrator]) -> None:
+    base, _ = gateway
+    async with aiohttp.ClientSession() as s:
+        # An ordinary user naming another tenant is told it does not exist (404), by the header alone.
+        headers = {**AUTH, "X-Podium-Tenant": "other"}
+        async with s.post(f"{base}/v1/chat/completions", json=CHAT, headers=headers) as r:
+            assert r.status == 404, await r.text()
+        headers = {**AUTH, "X-Podium-Tenant": "acme"}
+        async with s.post(f"{base}/v1/chat/completions", json=CHAT, headers=headers) as r:
+            assert r.status == 200, await r.text()

@@ -34,7 +34,7 @@ from podium.costs.budgets import BudgetRef, Budgets
 from podium.costs.ledger import Ledger
 from podium.costs.pricing import Cost, Pricing
 from podium.errors import BudgetExceeded, StateStoreUnavailable
-from podium.limits.config import LimitScope
+from podium.limits.config import BucketRule, LimitScope
 from podium.limits.estimate import RequestEstimate
 from podium.limits.limiter import Limiter, LimitExceeded, LimitPlan, rate_limit_headers
 from podium.state.base import BudgetReserve, Check, Committed, Op, Reservation, to_nanos, to_usd
@@ -141,6 +141,7 @@ class _Source(msgspec.Struct, frozen=True):
     limit_name: str
     ref: BudgetRef | None
     amount: int
+    rule: BucketRule | None = None  # a bucket take's rule (its x-ratelimit-* headers)
 
 
 class Guard:
@@ -484,9 +485,12 @@ def _checks(
     checks: list[Check] = []
     sources: list[_Source] = []
     for plan in plans:
-        for check, name in plan.checks():
-            checks.append(check)
-            sources.append(_Source(plan, name, None, 0))
+        for take in plan.takes:
+            checks.append(take.check)
+            sources.append(_Source(plan, take.rule.name, None, 0, take.rule))
+        if plan.slot is not None:
+            checks.append(plan.slot)
+            sources.append(_Source(plan, "concurrent_requests", None, 0))
     for ref, reserve in reserves:
         checks.append(reserve)
         sources.append(_Source(None, "budget", ref, reserve.amount))
@@ -496,9 +500,8 @@ def _checks(
 def _headers(checks: Sequence[Check], sources: Sequence[_Source], result: Reservation) -> dict[str, str]:
     levels = []
     for i, level in result.levels.items():
-        plan = sources[i].plan
-        if plan is not None:
-            rule = next(t.rule for t in plan.takes if t.check is checks[i])
+        rule = sources[i].rule
+        if rule is not None:
             levels.append((rule, level))
     return rate_limit_headers(levels)
 

@@ -66,13 +66,6 @@ class LimitPlan:
     takes: list[_Take] = field(default_factory=list)
     slot: SlotAcquire | None = None
 
-    def checks(self) -> list[tuple[Check, str]]:
-        """Each check with the name of the limit it enforces."""
-        out: list[tuple[Check, str]] = [(t.check, t.rule.name) for t in self.takes]
-        if self.slot is not None:
-            out.append((self.slot, "concurrent_requests"))
-        return out
-
     def settle_ops(self, used_tokens: int | None) -> list[Op]:
         """Refund unused estimated tokens (``used_tokens`` None: refund all) and free the slot."""
         ops: list[Op] = []
@@ -156,12 +149,19 @@ class LimitExceeded(RateLimitExceeded):
 
 def rate_limit_headers(levels: Sequence[tuple[BucketRule, BucketLevel]]) -> dict[str, str]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` from the tightest bucket of each unit."""
+    # One pass: per unit, the bucket with the smallest share left (the first of equals).
+    tightest: dict[str, tuple[float, BucketRule, BucketLevel]] = {}
+    for rule, lvl in levels:
+        share = lvl.remaining / rule.capacity
+        held = tightest.get(rule.unit)
+        if held is None or share < held[0]:
+            tightest[rule.unit] = (share, rule, lvl)
     headers: dict[str, str] = {}
     for unit in ("requests", "tokens"):
-        mine = [(rule, lvl) for rule, lvl in levels if rule.unit == unit]
-        if not mine:
+        found = tightest.get(unit)
+        if found is None:
             continue
-        rule, lvl = min(mine, key=lambda pair: pair[1].remaining / pair[0].capacity)
+        _, rule, lvl = found
         headers[f"x-ratelimit-limit-{unit}"] = _count(rule.capacity)
         headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, math.floor(lvl.remaining)))
         headers[f"x-ratelimit-reset-{unit}"] = f"{lvl.reset:.3f}s"

@@ -6,6 +6,7 @@ routes call them directly, which keeps per-request work to a few attribute looku
 
 from __future__ import annotations
 
+import operator
 import time
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -57,9 +58,31 @@ def state(request: Request) -> ServerState:
     return st
 
 
+def headers(request: Request) -> dict[str, str]:
+    """The request's headers by lower-case name, built once per request.
+
+    A plain dict rather than Starlette's ``Headers``, whose every lookup lowers and encodes the name and
+    scans the list (and raises, then catches, a ``KeyError`` for an absent one). A header sent several
+    times reads as its first value, as ``Headers`` reads it.
+    """
+    scope = request.scope
+    found: dict[str, str] | None = scope.get("podium.headers")
+    if found is None:
+        pairs = scope["headers"]
+        found = {}
+        if pairs:
+            names, values = zip(*reversed(pairs), strict=True)  # reversed: the first of repeats wins
+            found = dict(zip(map(_LATIN1, names), map(_LATIN1, values), strict=True))
+        scope["podium.headers"] = found
+    return found
+
+
+_LATIN1 = operator.methodcaller("decode", "latin-1")  # as ASGI servers and Starlette decode headers
+
+
 async def principal(request: Request) -> Principal:
     """Authenticate the request (401 on missing or bad credentials)."""
-    return await state(request).authenticator.authenticate(request.headers)
+    return await state(request).authenticator.authenticate(headers(request))
 
 
 async def access(request: Request, permission: Permission) -> tuple[Principal, str]:
@@ -71,7 +94,7 @@ async def access(request: Request, permission: Permission) -> tuple[Principal, s
     who = await principal(request)
     # Most requests carry no query string: skip building Starlette's QueryParams for them.
     query = request.query_params.get("tenant") if request.scope.get("query_string") else None
-    asked = query or request.headers.get("x-podium-tenant")
+    asked = query or headers(request).get("x-podium-tenant")
     authorize(who, permission, asked)
     return who, asked or who.tenant
 
@@ -91,7 +114,7 @@ def add_upstream_ms(request: Request, ms: float) -> None:
 async def read_body(request: Request) -> bytes:
     """Read the body, refusing (413) anything over the configured size before reading it all."""
     limit = state(request).max_body_bytes
-    declared = request.headers.get("content-length")
+    declared = headers(request).get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []
