@@ -3,20 +3,20 @@
 Sampling profilers misplace time around system calls and spread the cycle collector over whatever line
 allocated; callgrind counts instructions exactly but cannot name the Python function they belong to.
 This counts every bytecode the interpreter executes (``sys.settrace`` with opcode events) over N
-requests served in process on uvloop, as ``benchmarks/request_driver.py`` serves them, and prints the count per
-request: in total, by module and by function (with calls per request). The counts repeat exactly from
-run to run, so a change that removes work shows as a smaller number whatever the host is doing. They
-leave out time spent in C (JSON, hashing, SQLite, the kernel), which callgrind's totals still cover.
+requests served in process on uvloop, as ``benchmarks/request_driver.py`` serves them, and prints the
+count per request: in total, by module and by function (with calls per request). The counts repeat
+from run to run (within a few tenths of a percent: how the record writer splits its batches varies),
+so a change that removes work shows as a smaller number whatever the host is doing. They leave out
+time spent in C (JSON, hashing, SQLite, the kernel), which callgrind's totals still cover.
 
     python benchmarks/bytecodes.py CONFIG KEY [N] [--stream] [--top K]
 
-The measured window ends with one record-writer flush (the writer's batch divided over N requests).
+The count includes writing the N requests' records (the record writer is flushed before and after).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections import Counter
@@ -74,12 +74,13 @@ async def _run(config: str, key: bytes, n: int, stream: bool) -> _Counter:
     async with app.router.lifespan_context(app):
         for _ in range(300):
             await one(app, key, body)
-        await asyncio.sleep(0.6)  # the warm-up's records are written before counting starts
+        writer = app.state.podium.orchestrator.writer
+        await writer.flush()  # the warm-up's records are written before counting starts
         sys.settrace(counter.call)
         try:
             for _ in range(n):
                 await one(app, key, body)
-            await asyncio.sleep(0.6)  # one flush of the writer's interval: the N requests' records
+            await writer.flush()  # the N requests' records are written inside the count
         finally:
             sys.settrace(None)
     return counter

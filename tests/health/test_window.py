@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from podium.health.window import RollingWindow, WindowTotals, latency_bin
+from podium.health.window import RollingCounts, RollingWindow, WindowTotals, latency_bin
 
 
 def test_percentiles_are_close_to_the_exact_ones() -> None:
@@ -27,6 +27,19 @@ def test_old_buckets_slide_out_of_the_window() -> None:
     assert w.totals(59.0).attempts == 2
     assert w.totals(65.0).attempts == 1  # the first bucket [0, 10) left the window
     assert w.totals(200.0).attempts == 0
+
+
+def test_counts_slide_out_of_the_window_and_reuse_their_slices() -> None:
+    w = RollingCounts(60, buckets=6)
+    w.fault(0.0)
+    w.success(30.0)
+    w.success(31.0)
+    assert w.totals(59.0) == (2, 1)
+    assert w.totals(65.0) == (2, 0)  # the first slice [0, 10) left the window
+    w.fault(125.0)  # slice 12 reuses slice 0's place: its old fault is not counted again
+    assert w.totals(125.0) == (0, 1)
+    w.clear()
+    assert w.totals(125.0) == (0, 0)
 
 
 def test_error_rate_ignores_callers_errors_and_counts_by_class() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from podium.health.config import BreakerSettings
-from podium.health.window import RollingWindow
+from podium.health.window import RollingCounts
 
 CircuitState = Literal["closed", "open", "half_open"]
 
@@ -34,7 +34,7 @@ class CircuitBreaker:
         self._clock = clock
         self._state: CircuitState = "closed"
         self._open_until = 0.0
-        self._window = RollingWindow(settings.window, 20)
+        self._window = RollingCounts(settings.window, 20)
         self._consecutive = 0
         self._reopenings = 0
         self._trials = 0
@@ -93,7 +93,7 @@ class CircuitBreaker:
         state = self.state
         if state == "open":
             return  # an attempt begun before the circuit opened proves nothing about now
-        self._window.success(now, 0.0)
+        self._window.success(now)
         self._consecutive = 0
         if state == "half_open":
             if not trial:
@@ -112,18 +112,18 @@ class CircuitBreaker:
             if trial:
                 self._open(self._backoff(), f"trial request failed: {reason}")
             return
-        self._window.failure(now, "fault", fault=True)
+        self._window.fault(now)
         self._consecutive += 1
         s = self.settings
         if self._consecutive >= s.consecutive_failures:
             self._open(self._backoff(), f"{self._consecutive} consecutive failures, last: {reason}")
             return
-        totals = self._window.totals(now)
-        judged = totals.successes + totals.faults
-        if judged >= s.min_requests and totals.faults / judged >= s.failure_ratio:
+        successes, faults = self._window.totals(now)
+        judged = successes + faults
+        if judged >= s.min_requests and faults / judged >= s.failure_ratio:
             self._open(
                 self._backoff(),
-                f"{totals.faults} of the last {judged} requests failed, last: {reason}",
+                f"{faults} of the last {judged} requests failed, last: {reason}",
             )
 
     def trip(self, seconds: float, reason: str) -> None:

@@ -172,3 +172,53 @@ class RollingWindow:
         """Forget everything."""
         for b in self._buckets:
             b.slot, b.totals = -1, WindowTotals()
+
+
+class RollingCounts:
+    """Successes and faults over the last ``window`` seconds, in ``buckets`` slices.
+
+    What a circuit breaker judges by, sliced as :class:`RollingWindow` is, without the latency histogram
+    and error classes a breaker never reads: every answered attempt records into two breakers (the
+    provider's and the model's), and the histogram was most of the cost of recording.
+
+    Args:
+        window: Seconds covered.
+        buckets: Number of slices (the window slides one slice at a time).
+    """
+
+    def __init__(self, window: float, buckets: int = 20) -> None:
+        self.width = window / buckets
+        self._slots = [-1] * buckets
+        self._successes = [0] * buckets
+        self._faults = [0] * buckets
+
+    def _index(self, now: float) -> int:
+        slot = int(now // self.width)
+        i = slot % len(self._slots)
+        if self._slots[i] != slot:
+            self._slots[i], self._successes[i], self._faults[i] = slot, 0, 0
+        return i
+
+    def success(self, now: float) -> None:
+        """Count a successful attempt."""
+        self._successes[self._index(now)] += 1
+
+    def fault(self, now: float) -> None:
+        """Count an attempt that failed through the upstream's fault."""
+        self._faults[self._index(now)] += 1
+
+    def totals(self, now: float) -> tuple[int, int]:
+        """``(successes, faults)`` of the slices still inside the window."""
+        current = int(now // self.width)
+        oldest = current - len(self._slots) + 1
+        successes = faults = 0
+        for i, slot in enumerate(self._slots):
+            if oldest <= slot <= current:
+                successes += self._successes[i]
+                faults += self._faults[i]
+        return successes, faults
+
+    def clear(self) -> None:
+        """Forget everything."""
+        n = len(self._slots)
+        self._slots, self._successes, self._faults = [-1] * n, [0] * n, [0] * n
