@@ -109,13 +109,23 @@ def event_hash(prev_hash: str, fields: Mapping[Any, Any], details_json: str | No
     if details_json is None:
         details_json = canonical_json(fields["details"])
     ts = fields["ts"].astimezone(UTC).isoformat(timespec="microseconds")
+    # Strings (nearly every field of every event) are quoted here directly; _scalar takes the rest.
+    s = _QUOTE
+    action, actor, seq, target, tenant = (
+        fields["action"], fields["actor"], fields["seq"], fields["target"], fields["tenant"]
+    )  # fmt: skip
     # The object canonical_json would write, keys in sorted order, with the details spliced in.
     text = (
-        f'{{"action":{_scalar(fields["action"])},"actor":{_scalar(fields["actor"])},'
-        f'"details":{details_json},"seq":{_scalar(fields["seq"])},"target":{_scalar(fields["target"])},'
-        f'"tenant":{_scalar(fields["tenant"])},"ts":{jsontext.string(ts)}}}'
+        f'{{"action":{s(action) if type(action) is str else _scalar(action)},'
+        f'"actor":{s(actor) if type(actor) is str else _scalar(actor)},'
+        f'"details":{details_json},"seq":{seq if type(seq) is int else _scalar(seq)},'
+        f'"target":{s(target) if type(target) is str else _scalar(target)},'
+        f'"tenant":{s(tenant) if type(tenant) is str else _scalar(tenant)},"ts":{s(ts)}}}'
     )
     return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
+
+
+_QUOTE = jsontext.quote  # a str's JSON literal, as canonical_json writes it
 
 
 def _scalar(value: Any) -> str:

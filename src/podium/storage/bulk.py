@@ -75,14 +75,16 @@ class BulkInsert:
         compiled = self._compiled.get(dialect)
         if compiled is None:
             compiled = self._compiled[dialect] = self._compile(dialect)
-        convert = compiled.convert
         width = len(self.columns)
-        params: list[tuple[Any, ...]] = []
-        for row in rows:
-            values = list(row)
-            if len(values) != width:
-                raise ValueError(f"a row for {self.table.name} has {len(values)} values, not {width}")
-            for i, processor in convert:
-                values[i] = processor(values[i])
-            params.append(tuple(values))  # SQLAlchemy passes a list of tuples to executemany as it is
+        widths = set(map(len, rows))
+        if widths != {width}:
+            wrong = min(widths - {width})
+            raise ValueError(f"a row for {self.table.name} has {wrong} values, not {width}")
+        # Column by column: each processor is mapped over its column in C, instead of a Python loop
+        # over every row and every converted column (most of this method's cost per row before).
+        columns = list(zip(*rows, strict=True))
+        for i, processor in compiled.convert:
+            columns[i] = tuple(map(processor, columns[i]))
+        # SQLAlchemy passes a list of tuples to executemany as it is.
+        params: list[tuple[Any, ...]] = list(zip(*columns, strict=True))
         await conn.exec_driver_sql(compiled.sql, params)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from json import encoder as _encoder
 from typing import Any
 
-__all__ = ["Encoded", "canonical", "strict", "string"]
+__all__ = ["Encoded", "canonical", "quote", "strict", "string"]
 
 
 class Encoded(str):
@@ -64,4 +64,8 @@ canonical: Callable[[Any], str] = _build(sort_keys=True, ensure_ascii=False)
 
 def string(value: str) -> str:
     """A JSON string literal as :func:`canonical` writes it (UTF-8 kept, control characters escaped)."""
-    return str(_encoder.encode_basestring(value))
+    return quote(value)
+
+
+# string() without its Python frame, for loops that quote many values (the C encoder returns a str).
+quote: Callable[[str], str] = _encoder.encode_basestring
