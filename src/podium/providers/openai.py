@@ -27,6 +27,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from podium._present import present
 from podium.errors import ConfigError, MalformedResponse, ProviderError
 from podium.providers._http import error_for_status
 from podium.providers.base import HttpProvider, StreamParser, WireFormat, new_id
@@ -224,6 +225,7 @@ _FINISH: dict[str, FinishReason] = {
 
 _CHAT_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "user", "metadata", "tools",
                 "tool_choice", "parallel_tool_calls")  # fmt: skip
+_SET_CHAT_FIELDS = present(_CHAT_FIELDS)
 _COMPLETION_FIELDS = ("max_tokens", "temperature", "top_p", "stop", "seed", "user")
 _LOW_29_BITS = (1 << 29) - 1
 
@@ -335,11 +337,9 @@ class OpenAIWire(WireFormat):
 
     def chat_body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
         """Canonical messages are already OpenAI-shaped: send them as they are, omitting unset fields."""
-        body: dict[str, Any] = {"model": model, "messages": msgspec.to_builtins(request.messages)}
-        for name in _CHAT_FIELDS:
-            value = getattr(request, name)
-            if value is not None:
-                body[name] = msgspec.to_builtins(value)
+        body: dict[str, Any] = msgspec.to_builtins(
+            {"model": model, "messages": request.messages, **_SET_CHAT_FIELDS(request)}
+        )
         if request.response_format is not None:
             body["response_format"] = _response_format(request.response_format)
         if stream:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import time
 from array import array
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from podium._present import present
 from podium.types import (
     ChatChunk,
     ChatRequest,
@@ -122,10 +124,15 @@ _COMPLETION_PASSTHROUGH = (
 )  # fmt: skip
 
 
+_PASSED: dict[tuple[str, ...], Callable[[object], dict[str, Any]]] = {
+    names: present(names) for names in (_CHAT_PASSTHROUGH, _COMPLETION_PASSTHROUGH)
+}
+
+
 def passthrough(body: msgspec.Struct, names: tuple[str, ...]) -> dict[str, Any] | None:
     """The set pass-through parameters of a body, as the provider should receive them."""
-    out = {name: getattr(body, name) for name in names if getattr(body, name) is not None}
-    return out or None
+    pick = _PASSED.get(names) or present(names)
+    return pick(body) or None
 
 
 def chat_request(body: ChatCompletionBody, model: str | None, extra: dict[str, Any] | None) -> ChatRequest:
