@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from aiohttp import web
@@ -15,6 +16,7 @@ from podium.auth.principal import Principal, Role
 from podium.errors import AuthError
 from podium.orchestrator import Orchestrator
 from podium.server import create_app
+from podium.server.protocol import OneWriteHttpToolsProtocol
 from podium.testing import FakeUpstream
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -57,9 +59,9 @@ async def serve(app: ASGIApp, **config: object) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", http="httptools", **config)  # type: ignore[arg-type]
-    )
+    # The HTTP protocol podium serve runs (uvicorn's httptools one, one write per answer).
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "on", "http": OneWriteHttpToolsProtocol}
+    server = uvicorn.Server(uvicorn.Config(app, **{**options, **config}))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

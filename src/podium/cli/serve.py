@@ -26,6 +26,7 @@ from podium.auth.principal import Authenticator, Principal
 from podium.errors import ConfigError
 from podium.orchestrator import Orchestrator
 from podium.server import create_app
+from podium.server.protocol import OneWriteHttpToolsProtocol
 from podium.settings import Settings
 from podium.storage.api_keys import ApiKeys
 
@@ -146,7 +147,7 @@ def serve(
         "port": port if port is not None else server.port,
         "log_level": log_level,
         "timeout_graceful_shutdown": server.graceful_timeout,
-        "http": "httptools",
+        "http": OneWriteHttpToolsProtocol,  # uvicorn's httptools protocol, one write per answer
         "loop": "uvloop",
         "access_log": False,
         "lifespan": "on",

@@ -1,0 +1,84 @@
+"""``OneWriteHttpToolsProtocol``: uvicorn's httptools protocol, sending a response's head with its body.
+
+uvicorn writes the status line and headers to the socket when the app sends ``http.response.start``,
+and the body with the next message: two ``write`` system calls per answer. On loopback each write
+delivers the data to the reader at once and, when the reader sleeps in ``epoll_wait``, wakes it; on a
+VM that wake-up is the costliest part of the call. ``perf record`` on ``podium serve`` at concurrency 1
+put 18.7 % of its CPU under ``sock_def_readable``'s wake-up inside ``write``. Holding the head back
+until the first body message and writing both at once halves those writes for a JSON answer (and for
+a stream's head and first chunk). Measured side by side (``benchmarks/ab.py``, full, concurrency 1,
+4,000 requests per side, both orders): 5.1-5.3 % less gateway CPU per request.
+
+Everything else is uvicorn's own code: the held bytes are exactly what it wrote, in its order; the
+cycle only lends uvicorn a stand-in transport that collects them while it writes. A connection uvicorn
+closes (``Connection: close``) gets the held bytes first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+
+class _Collect:
+    """Stands in for the transport while uvicorn writes: keeps what it writes, passes the rest through."""
+
+    __slots__ = ("_real", "chunks")
+
+    def __init__(self, real: Any, chunks: list[bytes]) -> None:
+        self._real = real
+        self.chunks = chunks
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._real.close()
+
+    def flush(self) -> None:
+        if self.chunks and not self._real.is_closing():
+            self._real.write(b"".join(self.chunks))
+        self.chunks.clear()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class _OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request-response cycle with the response head held until the first body message."""
+
+    _head: bytes | None = None
+
+    async def send(self, message: Any) -> None:  # ASGISendEvent
+        """Send one ASGI message; the head waits for the first body message and goes out with it."""
+        head = self._head
+        if head is None and self.response_started:
+            await super().send(message)  # later body messages: written as uvicorn writes them
+            return
+        self._head = None
+        real = self.transport
+        collect = _Collect(real, [] if head is None else [head])
+        self.transport = collect  # type: ignore[assignment]  # a stand-in with the methods uvicorn calls
+        try:
+            await super().send(message)
+        finally:
+            self.transport = real
+        if head is None and self.response_started and message["type"] == "http.response.start":
+            self._head = b"".join(collect.chunks)  # held for the body
+            return
+        collect.flush()
+
+
+class OneWriteHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools HTTP/1.1 protocol whose answers go out in one write where they can.
+
+    Pass the class as uvicorn's ``http`` setting (``podium serve`` does).
+    """
+
+    def on_headers_complete(self) -> None:
+        """Start the request as uvicorn does, with the one-write cycle (its task has not run yet)."""
+        super().on_headers_complete()
+        if type(self.cycle) is RequestResponseCycle:
+            self.cycle.__class__ = _OneWriteCycle
