@@ -1,10 +1,10 @@
 """The floor: the least a Python gateway on podium's server stack can cost per request on this host.
 
-A raw ASGI app under uvicorn with podium's own settings (uvloop, httptools, no access log, one worker)
-that forwards ``POST /v1/chat/completions`` to the upstream with podium's HTTP client and returns the
-upstream's bytes unchanged: no auth, no parsing, no routing, no governance, no records. Whatever the
-shared harness measures for it is what the server and the transport cost before podium does anything,
-so it bounds how far podium's own figures can fall on this machine.
+A raw ASGI app under uvicorn with podium's own settings (uvloop, its httptools protocol, no access
+log, one worker) that forwards ``POST /v1/chat/completions`` to the upstream with podium's HTTP client
+and returns the upstream's bytes unchanged: no auth, no parsing, no routing, no governance, no
+records. Whatever the shared harness measures for it is what the server and the transport cost before
+podium does anything, so it bounds how far podium's own figures can fall on this machine.
 
     python benchmarks/floor_gateway.py PORT UPSTREAM_BASE_URL
     GW_PID=<pid> /work/shared/bench/run.sh http://127.0.0.1:PORT
@@ -19,6 +19,7 @@ import msgspec
 import uvicorn
 
 from podium.providers._http import HttpClient
+from podium.server.protocol import OneWriteHttpToolsProtocol
 
 _UPSTREAM = sys.argv[2].rstrip("/") if len(sys.argv) > 2 else "http://127.0.0.1:18080/v1"
 _client: HttpClient | None = None
@@ -81,7 +82,7 @@ if __name__ == "__main__":
         host="127.0.0.1",
         port=int(sys.argv[1]),
         loop="uvloop",
-        http="httptools",
+        http=OneWriteHttpToolsProtocol,  # podium serve's (uvicorn's httptools protocol, one write per answer)
         access_log=False,
         log_level="warning",
         lifespan="on",
