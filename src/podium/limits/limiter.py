@@ -21,7 +21,6 @@ from podium.state.base import (
     BucketAdjust,
     BucketLevel,
     BucketTake,
-    Check,
     Op,
     SlotAcquire,
     SlotRelease,
