@@ -239,7 +239,7 @@ class Guard:
         while True:
             result = await self.store.reserve(checks)
             if result.ok:
-                ticket.headers = _headers(checks, sources, result)
+                ticket.headers = _headers(sources, result)
                 return ticket
             source = sources[result.failed or 0]
             if source.ref is not None:
@@ -284,7 +284,7 @@ class Guard:
                 if source.ref is not None:
                     await self._refused(source, result)
                 raise _limit_error(source, result, provider=provider)
-            ticket.headers.update(_headers(checks, sources, result))
+            ticket.headers.update(_headers(sources, result))
         if extra:
             ticket.budgets = [(ref, amount + extra) for ref, amount in ticket.budgets]
         ticket.model = model or ticket.model
@@ -497,7 +497,7 @@ def _checks(
     return checks, sources
 
 
-def _headers(checks: Sequence[Check], sources: Sequence[_Source], result: Reservation) -> dict[str, str]:
+def _headers(sources: Sequence[_Source], result: Reservation) -> dict[str, str]:
     levels = []
     for i, level in result.levels.items():
         rule = sources[i].rule
