@@ -62,36 +62,20 @@ class MemoryStateStore:
 
     def _get(self, key: str, now: float) -> Any:
         entry = self._data.get(self.prefix + key)
-        if entry is None:
-            return None
-        if entry.expires is not None and entry.expires <= now:
-            del self._data[self.prefix + key]
-            return None
-        return entry.value
+        value = _live(entry, now)
+        if value is None and entry is not None:
+            del self._data[self.prefix + key]  # expired
+        return value
 
     def _put(self, key: str, value: Any, ttl: float | None, now: float) -> None:
         self._data[self.prefix + key] = _Entry(value, None if ttl is None else now + ttl)
 
-    def _bucket_level(self, key: str, capacity: float, rate: float, now: float) -> float:
-        state: _Bucket | None = self._get(key, now)
-        if state is None:
-            return capacity
-        return bucket.level(state.tokens, state.stamp, capacity, rate, now)
-
-    def _live_slots(self, key: str, now: float) -> dict[str, float]:
-        slots: dict[str, float] | None = self._get(key, now)
-        if slots is None:
-            return {}
-        return {m: exp for m, exp in slots.items() if exp > now}
-
-    def _budget(self, key: str, now: float) -> dict[str, int]:
-        found: dict[str, int] | None = self._get(key, now)
-        return dict(found) if found is not None else {"s": 0, "r": 0}
-
     # ---- batched governance ---------------------------------------------------------------------
-    # reserve and commit run once each for every governed request: their storage access is written
-    # out inline rather than through _get/_put (benchmarks/bytecodes.py counted the helper calls as a
-    # third of the store's work per request). The helpers above serve the rarely used reads.
+    # reserve and commit run once each for every governed request: each check or op looks its entry up
+    # once, by its full key, and writes it back directly, rather than through _get/_put and one helper
+    # per kind (benchmarks/bytecodes.py counted those calls as a third of the store's work per
+    # request). What a value means (a bucket's level, live slots, a budget) is the module's functions
+    # below, shared with the reads.
 
     async def reserve(self, checks: Sequence[Check]) -> Reservation:
         """Apply every check, or none of them (see :meth:`StateStore.reserve`)."""
@@ -104,16 +88,10 @@ class MemoryStateStore:
         spent = reserved = 0
         for i, check in enumerate(checks):
             key = prefix + check.key
-            entry = data.get(key)
-            if entry is not None and entry.expires is not None and entry.expires <= now:
-                entry = None
+            value = _live(data.get(key), now)
             if isinstance(check, BucketTake):
                 capacity, rate = check.capacity, check.rate
-                if entry is None:
-                    tokens = capacity
-                else:
-                    held: _Bucket = entry.value
-                    tokens = bucket.level(held.tokens, held.stamp, capacity, rate, now)
+                tokens = _level(value, capacity, rate, now)
                 taken = bucket.take(tokens, capacity, rate, check.amount)
                 if not taken.ok:
                     failed = i if failed is None else failed
@@ -123,7 +101,7 @@ class MemoryStateStore:
                 levels[i] = BucketLevel(taken.tokens, reset)
                 writes.append((key, _Bucket(taken.tokens, now), now + (reset + 1.0)))
             elif isinstance(check, SlotAcquire):
-                slots = {} if entry is None else {m: exp for m, exp in entry.value.items() if exp > now}
+                slots = _live_slots(value, now)
                 if check.member not in slots and len(slots) >= check.limit:
                     failed = i if failed is None else failed
                     # When a slot frees is unknowable; retrying after a second is a fair guess.
@@ -132,7 +110,7 @@ class MemoryStateStore:
                 slots[check.member] = now + check.ttl
                 writes.append((key, slots, max(slots.values())))
             else:
-                state = {"s": 0, "r": 0} if entry is None else dict(entry.value)
+                state = _budget(value)
                 if check.limit is not None and state["s"] + state["r"] + check.amount > check.limit:
                     if failed is None:
                         failed, spent, reserved = i, state["s"], state["r"]
@@ -160,40 +138,32 @@ class MemoryStateStore:
         for i, op in enumerate(ops):
             key = prefix + op.key
             entry = data.get(key)
-            if entry is not None and entry.expires is not None and entry.expires <= now:
-                entry = None
+            value = _live(entry, now)
             if isinstance(op, HashIncr):  # the cost ledger's increments: most ops of a settlement
                 # Updated in place: a settlement adds 16 ledger fields, and rebuilding entries showed in
                 # profiles.
-                if entry is None:
-                    values: dict[str, int] = {}
-                    data[key] = _Entry(values, now + op.ttl)
+                if entry is None or value is None:
+                    value = {}
+                    data[key] = _Entry(value, now + op.ttl)
                 else:
                     entry.expires = now + op.ttl
-                    values = entry.value
-                get = values.get
+                get = value.get
                 for name, amount in op.fields:
-                    values[name] = get(name, 0) + amount
+                    value[name] = get(name, 0) + amount
             elif isinstance(op, BucketAdjust):
                 capacity, rate = op.capacity, op.rate
-                if entry is None:
-                    tokens = capacity
-                else:
-                    held = entry.value
-                    tokens = bucket.level(held.tokens, held.stamp, capacity, rate, now)
-                tokens = bucket.adjust(tokens, capacity, op.amount)
-                data[key] = _Entry(
-                    _Bucket(tokens, now), now + (bucket.reset_after(tokens, capacity, rate) + 1.0)
-                )
+                tokens = bucket.adjust(_level(value, capacity, rate, now), capacity, op.amount)
+                expires = now + (bucket.reset_after(tokens, capacity, rate) + 1.0)
+                data[key] = _Entry(_Bucket(tokens, now), expires)
             elif isinstance(op, SlotRelease):
-                slots = {} if entry is None else {m: exp for m, exp in entry.value.items() if exp > now}
+                slots = _live_slots(value, now)
                 slots.pop(op.member, None)
                 if slots:
                     data[key] = _Entry(slots, max(slots.values()))
                 else:
                     data.pop(key, None)
             else:
-                state = {"s": 0, "r": 0} if entry is None else dict(entry.value)
+                state = _budget(value)
                 state["r"] = max(0, state["r"] - op.release)
                 state["s"] += op.charge
                 data[key] = _Entry(state, now + op.ttl)
@@ -211,19 +181,19 @@ class MemoryStateStore:
         now = self._clock()
         out = []
         for key, capacity, rate in keys:
-            tokens = self._bucket_level(key, capacity, rate, now)
+            tokens = _level(self._get(key, now), capacity, rate, now)
             out.append(BucketState(tokens, bucket.reset_after(tokens, capacity, rate)))
         return out
 
     async def slots(self, keys: Sequence[str]) -> list[int]:
         """Live concurrency slots per key."""
         now = self._clock()
-        return [len(self._live_slots(key, now)) for key in keys]
+        return [len(_live_slots(self._get(key, now), now)) for key in keys]
 
     async def budgets(self, keys: Sequence[str]) -> list[BudgetState]:
         """Spend and reservations per budget period key."""
         now = self._clock()
-        return [BudgetState(s["s"], s["r"]) for s in (self._budget(key, now) for key in keys)]
+        return [BudgetState(s["s"], s["r"]) for s in (_budget(self._get(key, now)) for key in keys)]
 
     async def hashes(self, keys: Sequence[str]) -> list[dict[str, int]]:
         """Every field of each integer hash."""
@@ -271,3 +241,29 @@ class MemoryStateStore:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def _live(entry: _Entry | None, now: float) -> Any:
+    """The value of an entry that has not expired; None for an expired or absent one."""
+    if entry is None or (entry.expires is not None and entry.expires <= now):
+        return None
+    return entry.value
+
+
+def _level(held: _Bucket | None, capacity: float, rate: float, now: float) -> float:
+    """A bucket's tokens now; a bucket that does not exist (or expired) is full."""
+    if held is None:
+        return capacity
+    return bucket.level(held.tokens, held.stamp, capacity, rate, now)
+
+
+def _live_slots(slots: dict[str, float] | None, now: float) -> dict[str, float]:
+    """The slots of a concurrency cap that have not expired, as a new dict."""
+    if slots is None:
+        return {}
+    return {m: exp for m, exp in slots.items() if exp > now}
+
+
+def _budget(found: dict[str, int] | None) -> dict[str, int]:
+    """A budget period's spend (``s``) and reservations (``r``), as a new dict."""
+    return dict(found) if found is not None else {"s": 0, "r": 0}
