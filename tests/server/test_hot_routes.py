@@ -147,3 +147,44 @@ async def test_the_tenant_header_is_read_whatever_its_case(gateway: tuple[str, O
         headers = {**AUTH, "X-Podium-Tenant": "acme"}
         async with s.post(f"{base}/v1/chat/completions", json=CHAT, headers=headers) as r:
             assert r.status == 200, await r.text()
+
+
+async def test_a_legacy_completion_passes_its_extra_parameters_to_the_provider() -> None:
+    from aiohttp import web
+
+    from podium.testing import FakeUpstream
+
+    async def legacy(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "id": "cmpl-1",
+                "model": "davinci-002",
+                "choices": [{"index": 0, "text": " world", "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
+
+    up = FakeUpstream()
+    up.route("POST", "/v1/completions", legacy)
+    async with up:
+        orch = Orchestrator()
+        await orch.create_provider(
+            type="openai", name="gpt", tenant="acme", base_url=f"{up.url}/v1", models=["davinci-002"]
+        )
+        try:
+            async with serve(create_app(orch, authenticator=authenticator())) as base:
+                body = {"model": "davinci-002", "prompt": "Hello", "max_tokens": 1, "echo": True,
+                        "best_of": 2, "suffix": None, "future_option": "x"}  # fmt: skip
+                status, _, answer = await call("POST", f"{base}/v1/completions", body)
+        finally:
+            await orch.aclose()
+    assert status == 200, answer
+    assert answer["choices"][0]["text"] == " world"
+    assert up.requests[-1].body == {
+        "model": "davinci-002",
+        "prompt": "Hello",
+        "max_tokens": 1,
+        "echo": True,
+        "best_of": 2,
+        "future_option": "x",
+    }

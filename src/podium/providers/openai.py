@@ -227,6 +227,7 @@ _CHAT_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed", "user", "m
                 "tool_choice", "parallel_tool_calls")  # fmt: skip
 _SET_CHAT_FIELDS = present(_CHAT_FIELDS)
 _COMPLETION_FIELDS = ("max_tokens", "temperature", "top_p", "stop", "seed", "user")
+_SET_COMPLETION_FIELDS = present(_COMPLETION_FIELDS)
 _LOW_29_BITS = (1 << 29) - 1
 
 
@@ -355,11 +356,7 @@ class OpenAIWire(WireFormat):
 
     def completion_body(self, request: CompletionRequest, model: str) -> dict[str, Any]:
         """A legacy text-completion body."""
-        body: dict[str, Any] = {"model": model, "prompt": request.prompt}
-        for name in _COMPLETION_FIELDS:
-            value = getattr(request, name)
-            if value is not None:
-                body[name] = value
+        body: dict[str, Any] = {"model": model, "prompt": request.prompt, **_SET_COMPLETION_FIELDS(request)}
         body.update(request.extra or {})
         return body
 

@@ -135,11 +135,24 @@ def passthrough(body: msgspec.Struct, names: tuple[str, ...]) -> dict[str, Any] 
     return pick(body) or None
 
 
-def chat_request(body: ChatCompletionBody, model: str | None, extra: dict[str, Any] | None) -> ChatRequest:
-    """Canonical request from a decoded body (``model`` already alias-resolved)."""
-    passed = passthrough(body, _CHAT_PASSTHROUGH)
+def _passed(
+    body: msgspec.Struct, names: tuple[str, ...], extra: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The set pass-through parameters of a body, then the body's unknown fields (``extra``)."""
+    passed = passthrough(body, names)
     if extra:
         passed = {**(passed or {}), **extra}
+    return passed
+
+
+def completion_extra(body: CompletionBody, extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a legacy completion body passes to the provider beyond the canonical fields."""
+    return _passed(body, _COMPLETION_PASSTHROUGH, extra)
+
+
+def chat_request(body: ChatCompletionBody, model: str | None, extra: dict[str, Any] | None) -> ChatRequest:
+    """Canonical request from a decoded body (``model`` already alias-resolved)."""
+    passed = _passed(body, _CHAT_PASSTHROUGH, extra)
     stop = body.stop
     return ChatRequest(
         messages=body.messages,

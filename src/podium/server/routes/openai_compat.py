@@ -25,6 +25,7 @@ from podium.server.openai_wire import (
     EmbeddingBody,
     chat_completion,
     chat_request,
+    completion_extra,
     embeddings,
     text_completion,
 )
@@ -33,8 +34,6 @@ from podium.types import CompletionRequest, EmbedRequest
 _CHAT = msgspec.json.Decoder(ChatCompletionBody)
 _COMPLETION = msgspec.json.Decoder(CompletionBody)
 _EMBEDDING = msgspec.json.Decoder(EmbeddingBody)
-_COMPLETION_PASS = ("frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "echo", "suffix",
-                    "best_of")  # fmt: skip
 
 
 async def chat_completions(request: Request) -> Response:
@@ -65,8 +64,6 @@ async def completions(request: Request) -> Response:
     """``POST /v1/completions``: a legacy text completion (no streaming)."""
     who, tenant = await access(request, "generate")
     body, unknown = decode_lenient(await read_body(request), _COMPLETION, CompletionBody)
-    extra: dict[str, Any] = {k: getattr(body, k) for k in _COMPLETION_PASS if getattr(body, k) is not None}
-    extra.update(unknown)
     prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
     if not prompt:
         raise RequestError("prompt must be a non-empty string", param="prompt")
@@ -79,7 +76,7 @@ async def completions(request: Request) -> Response:
         stop=[body.stop] if isinstance(body.stop, str) else body.stop,
         seed=body.seed,
         user=body.user,
-        extra=extra or None,
+        extra=completion_extra(body, unknown),
     )
     ctx = calls.context(request, who, tenant, body.user)
     resp = await state(request).orchestrator.complete_request(req, ctx)
