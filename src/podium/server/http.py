@@ -85,9 +85,10 @@ class JSONBytes(Response):
         A generation answer carries about eight headers (the provider and the ``x-ratelimit-*`` ones);
         Starlette's own comprehensions over them cost more than encoding the body.
         """
-        names = [*map(str.lower, headers)] if headers else []
+        names: list[str] = []
         raw: list[tuple[bytes, bytes]] = []
         if headers:
+            names = [*map(str.lower, headers)]
             raw = [*zip(map(_ENCODE, names), map(_ENCODE, headers.values()), strict=True)]
         if "content-length" not in names and not (self.status_code < 200 or self.status_code in (204, 304)):
             raw.append((b"content-length", b"%d" % len(self.body)))
