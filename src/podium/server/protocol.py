@@ -6,8 +6,9 @@ delivers the data to the reader at once and, when the reader sleeps in ``epoll_w
 VM that wake-up is the costliest part of the call. ``perf record`` on ``podium serve`` at concurrency 1
 put 18.7 % of its CPU under ``sock_def_readable``'s wake-up inside ``write``. Holding the head back
 until the first body message and writing both at once halves those writes for a JSON answer (and for
-a stream's head and first chunk). Measured side by side (``benchmarks/ab.py``, full, concurrency 1,
-4,000 requests per side, both orders): 5.1-5.3 % less gateway CPU per request.
+a stream's head and first chunk). Measured side by side (``AB_PIN=1 benchmarks/ab.py``, full,
+concurrency 1, 4,000 requests per side, eight runs in both orders): a median of 7 % less gateway CPU
+per request, single runs scattering by about ±8 % (``benchmarks/RESULTS.md``, eleventh round).
 
 Everything else is uvicorn's own code: the held bytes are exactly what it wrote, in its order; the
 cycle only lends uvicorn a stand-in transport that collects them while it writes. A connection uvicorn
