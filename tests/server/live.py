@@ -76,14 +76,16 @@ async def serve(app: ASGIApp, **config: object) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def gateway_over(chat: Handler, provider: str = "up") -> AsyncIterator[tuple[Orchestrator, str]]:
+async def gateway_over(
+    chat: Handler, provider: str = "up", path: str = "/v1/chat/completions"
+) -> AsyncIterator[tuple[Orchestrator, str]]:
     """A served gateway whose one provider (openai, tenant ``acme``) is a fake upstream.
 
-    The upstream answers ``POST /v1/chat/completions`` with ``chat``. Yields the orchestrator (to
-    configure further) and the gateway's base URL; callers authenticate with :func:`token`.
+    The upstream answers ``POST path`` with ``chat``. Yields the orchestrator (to configure further)
+    and the gateway's base URL; callers authenticate with :func:`token`.
     """
     up = FakeUpstream()
-    up.route("POST", "/v1/chat/completions", chat)
+    up.route("POST", path, chat)
     async with up:
         orch = Orchestrator()
         await orch.create_provider(

@@ -8,13 +8,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from podium.backend import CallContext
 from podium.orchestrator import Orchestrator
 from podium.server import create_app
 from podium.testing import SimulatedOpenAI
 from podium.types import ChatRequest, ChatResponse
-from tests.server.live import authenticator, serve, token
+from tests.server.live import authenticator, gateway_over, serve, token
 
 AUTH = {"authorization": f"Bearer {token('user', 'acme')}"}
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -150,11 +151,10 @@ async def test_the_tenant_header_is_read_whatever_its_case(gateway: tuple[str, O
 
 
 async def test_a_legacy_completion_passes_its_extra_parameters_to_the_provider() -> None:
-    from aiohttp import web
-
-    from podium.testing import FakeUpstream
+    received: list[Any] = []
 
     async def legacy(request: web.Request) -> web.Response:
+        received.append(await request.json())
         return web.json_response(
             {
                 "id": "cmpl-1",
@@ -164,27 +164,19 @@ async def test_a_legacy_completion_passes_its_extra_parameters_to_the_provider()
             }
         )
 
-    up = FakeUpstream()
-    up.route("POST", "/v1/completions", legacy)
-    async with up:
-        orch = Orchestrator()
-        await orch.create_provider(
-            type="openai", name="gpt", tenant="acme", base_url=f"{up.url}/v1", models=["davinci-002"]
-        )
-        try:
-            async with serve(create_app(orch, authenticator=authenticator())) as base:
-                body = {"model": "davinci-002", "prompt": "Hello", "max_tokens": 1, "echo": True,
-                        "best_of": 2, "suffix": None, "future_option": "x"}  # fmt: skip
-                status, _, answer = await call("POST", f"{base}/v1/completions", body)
-        finally:
-            await orch.aclose()
+    async with gateway_over(legacy, path="/v1/completions") as (_, base):
+        body = {"model": "davinci-002", "prompt": "Hello", "max_tokens": 1, "echo": True,
+                "best_of": 2, "suffix": None, "future_option": "x"}  # fmt: skip
+        status, _, answer = await call("POST", f"{base}/v1/completions", body)
     assert status == 200, answer
     assert answer["choices"][0]["text"] == " world"
-    assert up.requests[-1].body == {
-        "model": "davinci-002",
-        "prompt": "Hello",
-        "max_tokens": 1,
-        "echo": True,
-        "best_of": 2,
-        "future_option": "x",
-    }
+    assert received == [
+        {
+            "model": "davinci-002",
+            "prompt": "Hello",
+            "max_tokens": 1,
+            "echo": True,
+            "best_of": 2,
+            "future_option": "x",
+        }
+    ]
