@@ -47,7 +47,8 @@ class CallContext:
         """Seconds left before the deadline (None when there is none; never negative)."""
         if self.deadline is None:
             return None
-        return max(0.0, self.deadline - time.monotonic())
+        left = self.deadline - time.monotonic()
+        return left if left > 0.0 else 0.0  # not max(): see limits/bucket.py
 
 
 class Backend(Protocol):

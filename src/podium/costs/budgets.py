@@ -157,7 +157,8 @@ class BudgetRef:
 
     def ttl(self, now: datetime) -> float:
         """Seconds to keep the period's record: until a little after the period ends."""
-        return max(1.0, self.keep_until - now.timestamp())
+        left = self.keep_until - now.timestamp()
+        return left if left > 1.0 else 1.0  # not max(): see limits/bucket.py
 
     def flag(self, threshold: float | str) -> str:
         """The state key marking that ``threshold``'s alert (or ``"refused"``) was sent this period."""

@@ -297,7 +297,7 @@ class _Rate:
         """The exact cost of ``usage`` in nano-dollars; None when only the general calculation can say."""
         if not self.cached_flat and usage.cached_tokens:
             return None
-        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached = usage.cached_tokens if usage.cached_tokens <= usage.prompt_tokens else usage.prompt_tokens
         if self.ints is not None:
             p_in, p_cached, p_out = self.ints
             return (usage.prompt_tokens - cached) * p_in + cached * p_cached + usage.completion_tokens * p_out

@@ -148,7 +148,8 @@ class RollingWindow:
         t.successes += 1
         t.latency[latency_bin(latency_ms)] += 1
         t.latency_sum_ms += latency_ms
-        t.last_success = max(t.last_success, now)
+        if now > t.last_success:  # not max(): see limits/bucket.py
+            t.last_success = now
 
     def failure(self, now: float, error_class: str, *, fault: bool) -> None:
         """Record a failed attempt (``fault``: it counts against the provider's health)."""

@@ -162,7 +162,8 @@ def rate_limit_headers(levels: Sequence[tuple[BucketRule, BucketLevel]]) -> dict
             continue
         _, rule, lvl = found
         headers[f"x-ratelimit-limit-{unit}"] = _count(rule.capacity)
-        headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, math.floor(lvl.remaining)))
+        left = math.floor(lvl.remaining)
+        headers[f"x-ratelimit-remaining-{unit}"] = str(left if left > 0 else 0)
         headers[f"x-ratelimit-reset-{unit}"] = f"{lvl.reset:.3f}s"
     return headers
 

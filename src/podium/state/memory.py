@@ -164,7 +164,8 @@ class MemoryStateStore:
                     data.pop(key, None)
             else:
                 state = _budget(value)
-                state["r"] = max(0, state["r"] - op.release)
+                left = state["r"] - op.release
+                state["r"] = left if left > 0 else 0  # not max(): see limits/bucket.py
                 state["s"] += op.charge
                 data[key] = _Entry(state, now + op.ttl)
                 spent[i] = state["s"]
