@@ -10,7 +10,8 @@ swallowed is taken back, and the task can be cancelled and awaited normally afte
 A limit nested in another of the same task that ends no later than its own sets no timer: the outer
 one cancels the task first, so the inner could never fire. The router's attempt limit and the HTTP
 client's exchange limit are such a pair on every request (both the provider's timeout, the inner
-started later), and the timer was 1.5 % of a request's instructions (``benchmarks/subsystems.sh``).
+started later). Dropping that timer took about 1.5 % off a request's instructions
+(``benchmarks/instructions.sh``), which is within those counts' noise of 1-2 %.
 """
 
 from __future__ import annotations
