@@ -51,6 +51,15 @@ class Principal(msgspec.Struct, frozen=True):
     method: AuthMethod
     key_id: str | None = None
 
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this caller: ``key:<id>``, ``jwt:<sub>``, or the subject."""
+        if self.method == "api_key":
+            return f"key:{self.key_id or self.subject}"
+        if self.method == "jwt":
+            return f"jwt:{self.subject}"
+        return self.subject  # "anonymous" when authentication is off
+
 
 class Authenticator(Protocol):
     """Turns a request's headers into a ``Principal`` without database I/O on the request path."""

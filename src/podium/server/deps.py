@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 from starlette.requests import Request
 
+from podium._actor import current_actor
 from podium.auth.principal import Authenticator, Permission, Principal
 from podium.auth.rbac import authorize
 from podium.errors import RequestError
@@ -81,8 +82,14 @@ _LATIN1 = operator.methodcaller("decode", "latin-1")  # as ASGI servers and Star
 
 
 async def principal(request: Request) -> Principal:
-    """Authenticate the request (401 on missing or bad credentials)."""
-    return await state(request).authenticator.authenticate(headers(request))
+    """Authenticate the request (401 on missing or bad credentials).
+
+    The caller becomes the actor the audit trail records for what this request does (configuration
+    changes, the request itself); ``HotRoutes`` scopes that to the request.
+    """
+    who = await state(request).authenticator.authenticate(headers(request))
+    current_actor.set(who.actor)
+    return who
 
 
 async def access(request: Request, permission: Permission) -> tuple[Principal, str]:

@@ -18,6 +18,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from podium._actor import current_actor
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -46,7 +48,17 @@ class HotRoutes:
         self.handlers = dict(handlers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI scope."""
+        """Serve one ASGI scope; the audit trail's actor set while serving it ends with it."""
+        # Authentication names the caller in a context variable of this task (deps.principal). A
+        # server gives each request its own task; an in-process transport (tests, the library's own
+        # ASGI use) runs requests in the caller's task, which must not inherit the last caller.
+        token = current_actor.set(current_actor.get())
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            current_actor.reset(token)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = None
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             endpoint = self.routes.get(scope["path"])
