@@ -42,6 +42,9 @@ async def test_served_changes_and_requests_are_audited_as_their_callers_key(tmp_
                 assert made.status == 201, made.body
                 answer = await call("POST", f"{base}/v1/chat/completions", CHAT, caller)
                 assert answer.status == 200, answer.body
+                # A stream's event is written when it ends, after the request's first task step.
+                streamed = await call("POST", f"{base}/v1/chat/completions", {**CHAT, "stream": True}, caller)
+                assert streamed.status == 200, streamed.body
             assert orch.writer is not None and await orch.writer.flush(timeout=10)
             events = await list_events(orch.database, tenant="acme")
         finally:
@@ -50,7 +53,7 @@ async def test_served_changes_and_requests_are_audited_as_their_callers_key(tmp_
     created = {e.target: e.actor for e in events if e.action == "config.created"}
     assert created == {"provider:lib": "library", "provider:api": key_actor}
     served = sorted(e.actor for e in events if e.action == "request.completed")
-    assert served == sorted(["library", key_actor])
+    assert served == sorted(["library", key_actor, key_actor])
 
 
 async def test_a_request_served_in_the_callers_task_leaves_its_actor_as_it_was() -> None:
