@@ -54,26 +54,23 @@ class HotRoutes:
         # ASGI use) runs requests in the caller's task, which must not inherit the last caller.
         token = current_actor.set(current_actor.get())
         try:
-            await self._serve(scope, receive, send)
+            endpoint = None
+            if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+                endpoint = self.routes.get(scope["path"])
+            if endpoint is None:
+                await self.fallback(scope, receive, send)
+                return
+            scope["app"] = self.app
+            request = Request(scope, receive)
+            try:
+                response = await endpoint(request)
+            except ClientDisconnect:
+                return  # nobody is left to answer
+            except Exception as exc:  # mapped by the app's own handlers (a bug: the Exception one, a 500)
+                handler = next(self.handlers[c] for c in type(exc).__mro__ if c in self.handlers)
+                response = await handler(request, exc)
+            # A client that went away while the answer was written is not an error of ours.
+            with contextlib.suppress(OSError):
+                await response(scope, receive, send)
         finally:
             current_actor.reset(token)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = None
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            endpoint = self.routes.get(scope["path"])
-        if endpoint is None:
-            await self.fallback(scope, receive, send)
-            return
-        scope["app"] = self.app
-        request = Request(scope, receive)
-        try:
-            response = await endpoint(request)
-        except ClientDisconnect:
-            return  # nobody is left to answer
-        except Exception as exc:  # mapped by the app's own handlers (a bug: the Exception one, a 500)
-            handler = next(self.handlers[c] for c in type(exc).__mro__ if c in self.handlers)
-            response = await handler(request, exc)
-        # A client that went away while the answer was written is not an error of ours.
-        with contextlib.suppress(OSError):
-            await response(scope, receive, send)
