@@ -7,7 +7,8 @@
 #
 # Subsystems: records (request log + audit trail, built and written), writes (both written only),
 # audit, request-log, ledger, metrics, health, timeouts. Each line takes one instructions.sh run
-# (2-4 minutes); the counts repeat, so one run of each is enough.
+# (2-4 minutes). The counts move by 1-2 % between runs of the same code, so a difference under
+# about 2 % of the total says "small", not how small.
 set -euo pipefail
 MODE=${1:-full}
 shift || true
