@@ -2,7 +2,7 @@
 # Instructions per request of podium's own request path, counted by callgrind: repeatable on a noisy
 # VM where CPU-time figures move by 10-20 % between runs (valgrind counts instructions, not time).
 #
-#   benchmarks/instructions.sh [bare|full] [ns|st]      # default: full ns
+#   benchmarks/instructions.sh [minimal|bare|full] [ns|st]      # default: full ns
 #
 # Starts the shared harness's nginx fake upstream on $UPSTREAM_PORT (18090), writes the same config
 # as benchmarks/shared_harness.sh, then runs benchmarks/request_driver.py under callgrind twice
@@ -36,7 +36,7 @@ from pathlib import Path
 from podium.cli.bench import _config
 print(json.dumps(_config(sys.argv[1], sys.argv[2], Path(sys.argv[3]), 1, 1), indent=1))
 PY
-    if [ "$MODE" = bare ]; then
+    if [ "${MODE#full}" = "$MODE" ]; then
         "$ROOT/.venv/bin/podium" keys list --config "$dir/config.yaml" >/dev/null
         echo sk-bench-dummy-key >"$dir/key"
     else

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the shared cross-gateway harness (/work/shared/bench/run.sh) against `podium serve`.
 #
+#   benchmarks/shared_harness.sh minimal       # no auth, no limits/budgets, no request log or audit per request
 #   benchmarks/shared_harness.sh bare          # no auth, no limits/budgets (the SQLite request log stays on)
 #   benchmarks/shared_harness.sh full          # API key, tenant rate limit, daily budget, SQLite request log
 #   benchmarks/shared_harness.sh full-redis    # full, with limits/budgets/ledger in Redis (REDIS_URL)
@@ -27,7 +28,7 @@ PY
 KEY=sk-bench-dummy-key
 # Both commands create the database schema first, so every mode starts as on any start but the very
 # first (which also runs the migrations: +0.2 s and +11 MiB of RSS that stays for the process's life).
-if [ "$MODE" != bare ]; then
+if [ "${MODE#full}" != "$MODE" ]; then
     KEY=$("$PODIUM" keys create --tenant default --quiet --config "$WORK/config.yaml" | tail -n 1)
 else
     "$PODIUM" keys list --config "$WORK/config.yaml" >/dev/null

@@ -244,6 +244,57 @@ async def test_requests_are_logged_and_audited_off_the_request_path(
         await orch.aclose()
 
 
+async def test_record_requests_off_leaves_no_request_record_but_keeps_the_rest(
+    tmp_path: Path, db_url: str, upstream: SimulatedOpenAI
+) -> None:
+    storage = {"database_url": db_url, "flush_interval": 0.05, "record_requests": False}
+    orch = await start(tmp_path, db_url, storage=storage)
+    try:
+        await create_gpt(orch, upstream, default_model="gpt-4o-mini")
+        await orch.chat("hello", tenant="acme", user="alice", conversation_id="c1")
+        async for _ in orch.stream("streamed", tenant="acme"):
+            pass
+        assert orch.writer is not None and await orch.writer.flush(timeout=10)
+        db = orch.database
+        assert db is not None
+        assert await RequestLog(db).query(tenant="acme") == []
+        events = await list_events(db, tenant="acme")
+        # The configuration change is audited still; the requests are not.
+        assert [e.action for e in events] == ["config.created"]
+        assert (await verify(db)).ok
+        # History is its own switch: alice's conversation is kept.
+        conversation = await orch.get_conversation("c1", "alice", "acme")
+        assert [m.role for m in conversation.messages] == ["user", "assistant"]
+        # Day analytics cannot read an empty log: they come from the ledger, which counted both.
+        analytics = await orch.get_analytics("7d", tenant="acme")
+        assert (analytics.source, analytics.total_requests) == ("ledger", 2)
+    finally:
+        await orch.aclose()
+
+
+async def test_record_requests_and_history_off_write_nothing_per_request(
+    tmp_path: Path, db_url: str, upstream: SimulatedOpenAI
+) -> None:
+    storage = {
+        "database_url": db_url,
+        "flush_interval": 0.05,
+        "record_requests": False,
+        "store_history": False,
+    }
+    orch = await start(tmp_path, db_url, storage=storage)
+    try:
+        await create_gpt(orch, upstream, default_model="gpt-4o-mini")
+        assert orch.writer is not None and await orch.writer.flush(timeout=10)
+        written = orch.writer.stats().written  # the provider's creation, audited
+        for i in range(5):
+            await orch.chat(f"n{i}", tenant="acme", user="alice", conversation_id="c1")
+        assert await orch.writer.flush(timeout=10)
+        assert orch.writer.stats().written == written
+        assert await orch.get_history("alice", "acme") == []
+    finally:
+        await orch.aclose()
+
+
 async def test_a_database_slower_than_the_requests_slows_them_instead_of_losing_records(
     tmp_path: Path, db_url: str, upstream: SimulatedOpenAI
 ) -> None:

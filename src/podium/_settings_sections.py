@@ -236,6 +236,12 @@ class StorageSettings(Section):
     )
     batch_size: int = Field(default=500, ge=1, description="Records written per transaction.")
     flush_interval: float = Field(default=1.0, gt=0, description="Seconds between flushes.")
+    record_requests: bool = Field(
+        default=True,
+        description="Keep a request-log row and an audit event for every request. Off, requests leave "
+        "no record (configuration changes and budget events are still audited) and day-by-day "
+        "analytics come from the cost ledger.",
+    )
     store_bodies: bool = Field(default=False, description="Keep prompts and answers, not only metadata.")
     store_history: bool = Field(
         default=True, description="Keep the conversation history of requests that name a user."

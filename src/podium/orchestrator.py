@@ -165,7 +165,9 @@ class Orchestrator(ProvidersApi, GovernanceApi, DataApi):
             self._install(provider)
         durable = await Durable.open(settings, self.bus)
         self._durable = durable
-        self.governance.attach_storage(durable.writer, RequestLog(durable.database))
+        # Without request records the log stays empty: day analytics then read the ledger's own days.
+        log = RequestLog(durable.database) if settings.storage.record_requests else None
+        self.governance.attach_storage(durable.writer, log)
         try:
             manager = durable.config_manager
             manager.validators = self.validators
@@ -283,13 +285,19 @@ class Orchestrator(ProvidersApi, GovernanceApi, DataApi):
         backend = self._backends.get(tenant)
         if backend is None:
             backend = Governed(self.router(tenant), self.governance.guard)
-            if self._durable is not None and self.settings is not None:
-                storage = self.settings.storage
+            storage = self.settings.storage if self.settings is not None else None
+            # With neither kind of record kept, the layer is left out rather than passed through.
+            if (
+                self._durable is not None
+                and storage is not None
+                and (storage.record_requests or storage.store_history)
+            ):
                 backend = Recorded(
                     backend,
                     self._durable.writer,
                     store_bodies=storage.store_bodies,
                     store_history=storage.store_history,
+                    record_requests=storage.record_requests,
                 )
             self._backends[tenant] = backend
         return backend

@@ -54,15 +54,24 @@ class Recorded:
         writer: Where records go (off the request path).
         store_bodies: Keep prompts and answers in the request log and audit trail.
         store_history: Keep the conversation history of requests that name a user.
+        record_requests: Keep the request-log row and the audit event of each request; False keeps
+            only the history (the orchestrator leaves this layer out when it keeps neither).
     """
 
     def __init__(
-        self, inner: Backend, writer: RecordWriter, *, store_bodies: bool = False, store_history: bool = True
+        self,
+        inner: Backend,
+        writer: RecordWriter,
+        *,
+        store_bodies: bool = False,
+        store_history: bool = True,
+        record_requests: bool = True,
     ) -> None:
         self.inner = inner
         self.writer = writer
         self.store_bodies = store_bodies
         self.store_history = store_history
+        self.record_requests = record_requests
 
     async def chat(self, request: ChatRequest, ctx: CallContext) -> ChatResponse:
         """Answer through ``inner`` and record the outcome."""
@@ -200,6 +209,8 @@ class Recorded:
         extra: dict[str, Any] | None = None,
         response_body: dict[str, Any] | None = None,
     ) -> None:
+        if not self.record_requests:
+            return
         # Keys under "podium." are the layers' own objects (tickets, settlements), not labels.
         metadata: dict[str, Any] = {
             k: v for k, v in ctx.metadata.items() if k != "task_type" and not k.startswith("podium.")

@@ -109,10 +109,11 @@ class Governance:
             gov.set_budget(budget.tenant, **budget.model_dump(exclude={"tenant"}))
         return gov
 
-    def attach_storage(self, writer: RecordWriter, request_log: RequestLog) -> None:
+    def attach_storage(self, writer: RecordWriter, request_log: RequestLog | None) -> None:
         """Use the database once it is open.
 
-        Budget audit events go to ``writer``; day-by-day analytics read ``request_log``.
+        Budget audit events go to ``writer``; day-by-day analytics read ``request_log`` (None: the
+        requests are not recorded, and they read the ledger's own day totals).
         """
         self.alerts.writer = writer
         self.ledger.request_log = request_log
