@@ -6,7 +6,8 @@ change does. Here both gateways run at once, each request of the client goes to 
 on odd rounds), and each gateway's CPU per request is read from /proc over the same minutes: what
 slows the host slows both.
 
-    python benchmarks/ab.py OLD_SRC [NEW_SRC] [--mode full|bare] [--scenario ns|st] [-n 3000]
+    python benchmarks/ab.py OLD_SRC [NEW_SRC] [--mode full|bare|minimal] [--scenario ns|st] [-n 3000]
+    python benchmarks/ab.py src src --mode bare --new-mode minimal   # one tree, two configurations
 
 ``OLD_SRC``/``NEW_SRC`` are ``src`` directories (a ``git worktree`` of the old commit gives one;
 ``NEW_SRC`` defaults to this checkout's). Starts the shared harness's nginx fake upstream on
@@ -85,7 +86,7 @@ def start_side(side: Side, mode: str, upstream: str, work: Path) -> None:
         [sys.executable, "-c", script, mode, upstream, str(wd)], env=env, check=True, capture_output=True
     ).stdout
     (wd / "config.yaml").write_bytes(cfg)
-    if mode == "bare":
+    if not mode.startswith("full"):
         subprocess.run(
             [PODIUM, "keys", "list", "--config", wd / "config.yaml"], env=env, check=True, capture_output=True
         )
@@ -185,7 +186,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("old", type=Path, help="the old tree's src directory")
     ap.add_argument("new", type=Path, nargs="?", default=ROOT / "src", help="the new tree's src directory")
-    ap.add_argument("--mode", choices=["full", "bare"], default="full")
+    ap.add_argument("--mode", choices=["full", "bare", "minimal"], default="full")
+    ap.add_argument(
+        "--new-mode", choices=["full", "bare", "minimal"], help="the new side's mode (default: --mode)"
+    )
     ap.add_argument("--scenario", choices=["ns", "st"], default="st")
     ap.add_argument("-n", type=int, default=3000, help="measured requests per side")
     ap.add_argument("--warmup", type=int, default=300)
@@ -196,8 +200,8 @@ def main() -> None:
         nginx = start_upstream(work, up_port)
         sides = [Side("old", args.old.resolve(), 18411), Side("new", args.new.resolve(), 18412)]
         try:
-            for s in sides:
-                start_side(s, args.mode, f"http://127.0.0.1:{up_port}/v1", work)
+            for s, mode in zip(sides, (args.mode, args.new_mode or args.mode), strict=True):
+                start_side(s, mode, f"http://127.0.0.1:{up_port}/v1", work)
             for s in sides:
                 assert s.proc is not None
                 auth = {"authorization": f"Bearer {s.key}"} if s.key else {}
@@ -216,7 +220,8 @@ def main() -> None:
                     s.proc.wait(timeout=30)
             nginx.terminate()
             nginx.wait()
-    print(f"{args.mode} {args.scenario}, {args.n} requests per side, alternating, concurrency 1")
+    modes = args.mode if args.new_mode in (None, args.mode) else f"{args.mode} (old), {args.new_mode} (new)"
+    print(f"{modes} {args.scenario}, {args.n} requests per side, alternating, concurrency 1")
     for s in sides:
         first = [x[0] for x in s.samples]
         whole = [x[1] for x in s.samples]

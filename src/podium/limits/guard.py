@@ -235,6 +235,8 @@ class Guard:
         checks, sources = _checks(
             ticket.plans, [(ref, ref.reserve(amount, now)) for ref, _ in ticket.budgets]
         )
+        if not checks:
+            return ticket  # nothing limits or budgets it: no store step, no rate-limit headers
         waited = 0.0
         while True:
             result = await self.store.reserve(checks)
