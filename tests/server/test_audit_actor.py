@@ -54,6 +54,13 @@ async def test_served_changes_and_requests_are_audited_as_their_callers_key(tmp_
     assert created == {"provider:lib": "library", "provider:api": key_actor}
     served = sorted(e.actor for e in events if e.action == "request.completed")
     assert served == sorted(["library", key_actor, key_actor])
+    # The served requests' metadata names the key whole: a key's id is no secret.
+    key_ids = [
+        e.details["metadata"].get("api_key_id")
+        for e in events
+        if e.action == "request.completed" and e.actor == key_actor
+    ]
+    assert key_ids == [ops.key.id, ops.key.id]
 
 
 async def test_a_request_served_in_the_callers_task_leaves_its_actor_as_it_was() -> None:

@@ -201,6 +201,7 @@ def test_mask_secrets_masks_secret_keys_at_any_depth_and_keeps_the_rest() -> Non
         "database_url": "postgresql://app:hunter2@db:5432/podium",
         "config_store": {"encryption_key": "k" * 44, "key": "abc", "credentials": {"user": "u"}},
         "wrapped": SecretStr("sk-hidden"),
+        "api_key_id": "40f1c2d3e4f5a6b7c8d99fc6",
     }
     masked = mask_secrets(data)
     assert masked == {
@@ -215,6 +216,7 @@ def test_mask_secrets_masks_secret_keys_at_any_depth_and_keeps_the_rest() -> Non
         "database_url": "postgresql://app:****@db:5432/podium",
         "config_store": {"encryption_key": "kkk...kkkk", "key": "****", "credentials": "****"},
         "wrapped": "****",
+        "api_key_id": "40f1c2d3e4f5a6b7c8d99fc6",  # a key's id names it, it grants nothing
     }
     assert data["api_key"] == "sk-proj-abcdefghijklmnopqrstuvwxyz123456"  # the input is not changed
 

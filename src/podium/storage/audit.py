@@ -330,6 +330,10 @@ async def list_events(
 def is_secret_key(key: str) -> bool:
     """Whether a mapping key names a secret (``api_key``, ``apiKey``, ``Authorization``, ``x-auth-token``)."""
     norm = re.sub(r"[^a-z]", "", key.lower())
+    if norm.endswith("keyid"):
+        # A key's id (api_key_id, access_key_id) names the key without granting anything: the request
+        # log and the audit trail must show it whole to tell which key acted.
+        return False
     # "token" alone or as a suffix (access_token), but not token counts (max_tokens, total_tokens).
     return norm in ("key", "pw") or norm.endswith("token") or any(word in norm for word in _SECRET_WORDS)
 
