@@ -14,7 +14,7 @@ slows the host slows both.
 ``UPSTREAM_PORT`` (18092), one ``podium serve`` per tree with ``PYTHONPATH`` set to it, each on its
 own configuration and database (``podium.cli.bench``'s, as the harness uses), then prints per side:
 CPU per request, first-byte and whole-response p50/p90 (ms). One keep-alive connection per side,
-sequential requests (concurrency 1).
+sequential requests (concurrency 1); ``-c N`` runs N such clients at once.
 
 ``AB_PIN=1`` puts both gateways on CPU 0 and this client and nginx's master on CPU 1 once they are
 up. Unpinned, on 2 vCPUs, the client's wake-up can queue behind a gateway's CPU burst, which shows
@@ -154,25 +154,34 @@ def request_bytes(side: Side, stream: bool) -> bytes:
     )
 
 
-async def drive(sides: list[Side], n: int, stream: bool, warmup: int) -> None:
-    """Warm both up, then ``n`` alternating rounds; CPU is read around the measured rounds only."""
-    conns = [await asyncio.open_connection("127.0.0.1", s.port) for s in sides]
+async def drive(sides: list[Side], n: int, stream: bool, warmup: int, concurrency: int = 1) -> None:
+    """Warm both up, then ``n`` alternating rounds; CPU is read around the measured rounds only.
+
+    With ``concurrency`` N, N clients each hold one connection per side and alternate between the
+    sides as one client does; the ``n`` rounds are shared among them.
+    """
+
+    async def client(rounds: int, measured: bool) -> None:
+        conns = [await asyncio.open_connection("127.0.0.1", s.port) for s in sides]
+        order = list(range(len(sides)))
+        for i in range(rounds):
+            for k in order if i % 2 == 0 else order[::-1]:
+                sample = await one(*conns[k], reqs[k])
+                if measured:
+                    sides[k].samples.append(sample)
+        for _, w in conns:
+            w.close()
+
     reqs = [request_bytes(s, stream) for s in sides]
-    for _ in range(warmup):
-        for (r, w), req in zip(conns, reqs, strict=True):
-            await one(r, w, req)
+    await client(warmup, measured=False)
     for s in sides:
         assert s.proc is not None
         s.cpu0 = _cpu_seconds(s.proc.pid)
-    order = list(range(len(sides)))
-    for i in range(n):
-        for k in order if i % 2 == 0 else order[::-1]:
-            sides[k].samples.append(await one(*conns[k], reqs[k]))
+    shares = [n // concurrency + (1 if c < n % concurrency else 0) for c in range(concurrency)]
+    await asyncio.gather(*(client(rounds, measured=True) for rounds in shares))
     for s in sides:
         assert s.proc is not None
         s.cpu = _cpu_seconds(s.proc.pid) - s.cpu0
-    for _, w in conns:
-        w.close()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -186,12 +195,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("old", type=Path, help="the old tree's src directory")
     ap.add_argument("new", type=Path, nargs="?", default=ROOT / "src", help="the new tree's src directory")
-    ap.add_argument("--mode", choices=["full", "bare", "minimal"], default="full")
+    ap.add_argument("--mode", choices=["full", "full-redis", "bare", "minimal"], default="full")
     ap.add_argument(
-        "--new-mode", choices=["full", "bare", "minimal"], help="the new side's mode (default: --mode)"
+        "--new-mode",
+        choices=["full", "full-redis", "bare", "minimal"],
+        help="the new side's mode (default: --mode)",
     )
     ap.add_argument("--scenario", choices=["ns", "st"], default="st")
     ap.add_argument("-n", type=int, default=3000, help="measured requests per side")
+    ap.add_argument("-c", "--concurrency", type=int, default=1, help="clients, each alternating")
     ap.add_argument("--warmup", type=int, default=300)
     args = ap.parse_args()
     up_port = int(os.environ.get("UPSTREAM_PORT", "18092"))
@@ -212,7 +224,7 @@ def main() -> None:
                     os.sched_setaffinity(s.proc.pid, {0})
                 os.sched_setaffinity(0, {1})
                 os.sched_setaffinity(nginx.pid, {1})
-            asyncio.run(drive(sides, args.n, args.scenario == "st", args.warmup))
+            asyncio.run(drive(sides, args.n, args.scenario == "st", args.warmup, args.concurrency))
         finally:
             for s in sides:
                 if s.proc is not None:
@@ -221,7 +233,7 @@ def main() -> None:
             nginx.terminate()
             nginx.wait()
     modes = args.mode if args.new_mode in (None, args.mode) else f"{args.mode} (old), {args.new_mode} (new)"
-    print(f"{modes} {args.scenario}, {args.n} requests per side, alternating, concurrency 1")
+    print(f"{modes} {args.scenario}, {args.n} requests per side, alternating, concurrency {args.concurrency}")
     for s in sides:
         first = [x[0] for x in s.samples]
         whole = [x[1] for x in s.samples]
