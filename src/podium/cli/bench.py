@@ -641,7 +641,7 @@ def _footprint(upstream: str) -> dict[str, Any]:
 
 
 def run(
-    modes: str = typer.Option("bare,full", help=f"Comma-separated gateway modes: {', '.join(MODES)}."),
+    modes: str = typer.Option("minimal,bare,full", help=f"Comma-separated modes: {', '.join(MODES)}."),
     scenarios: str = typer.Option("ns,st,ttfb", help="ns (JSON), st (whole stream), ttfb (first SSE event)."),
     concurrency: str = typer.Option("1,16,64", help="Comma-separated connection counts."),
     duration: float = typer.Option(10.0, min=1, help="Measured seconds per scenario (after a warm-up)."),
