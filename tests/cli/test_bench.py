@@ -106,3 +106,14 @@ def test_a_gateway_that_fails_to_start_reports_the_end_of_its_log(tmp_path: Path
     ) as caught:
         bench._start_gateway("bare", "http://127.0.0.1:9/v1", workdir=tmp_path)
     assert "no-such-type" in str(caught.value)
+
+
+def test_bench_names_how_to_install_litellm_when_it_is_missing(tmp_path: Path) -> None:
+    podium = Path(sys.executable).with_name("podium")
+    missing = tmp_path / "no-such-venv" / "bin" / "litellm"
+    run = subprocess.run(
+        [str(podium), "bench", "--litellm", str(missing), "--no-direct"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "no LiteLLM executable" in run.stderr and "pip install 'litellm[proxy]'" in run.stderr

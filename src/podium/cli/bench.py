@@ -22,6 +22,8 @@ in-process state), ``full-redis`` (``full`` with ``redis_url``: limits, budgets 
 Redis). ``--footprint`` also starts one with 100 providers over 10 tenants twice, on a new database
 (the first start creates the schema) and again on the same one, and reports both start-ups and RSS.
 The direct upstream is measured first, so the added latency is ``podium p50 - direct p50``.
+``--litellm PATH`` also starts the LiteLLM proxy on the same upstream (``podium.cli._bench_peer``)
+and measures it last, in the same run, the same way.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import typer
+
+from podium.cli._bench_peer import find_litellm, start_litellm
 
 MODES = ("minimal", "bare", "full", "full-redis")
 SCENARIOS = ("ns", "st", "ttfb")
@@ -661,6 +665,10 @@ def run(
         0.0, min=0, help="Also run each gateway this many seconds at concurrency 64 (RSS growth, errors)."
     ),
     output: Path | None = typer.Option(None, "--json", help="Write every figure to this JSON file."),
+    litellm: str | None = typer.Option(
+        None,
+        help="Also measure the LiteLLM proxy in the same run: its executable (a path, or a name on PATH).",
+    ),
 ) -> None:
     """Measure podium's added latency, CPU per request, throughput, memory and start-up time."""
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
@@ -673,6 +681,12 @@ def run(
     counts = [int(w) for w in workers.split(",") if w.strip()]
     if not counts or min(counts) < 1:
         raise typer.BadParameter("workers must be positive counts, e.g. 1,2")
+    peer_exe = None
+    if litellm is not None:
+        try:
+            peer_exe = find_litellm(litellm)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--litellm") from exc
     tmp = Path(tempfile.mkdtemp(prefix="podium-bench-"))
     script: Path | None = None
     if use_wrk and shutil.which("wrk"):
@@ -695,29 +709,28 @@ def run(
                 for c in levels:
                     results.append(_scenario("direct", base, None, None, s, c, duration, script))
                     typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
+
+        def measure(label: str, url: str, key: str | None, pid: int, info: dict[str, Any]) -> None:
+            info["rss_idle_mib"] = round(_tree_sum(pid, _rss_mib), 1)
+            for s in kinds:
+                for c in levels:
+                    r = _scenario(label, url, key, pid, s, c, duration, script)
+                    same = [
+                        d for d in results if d.target == "direct" and d.scenario == s and d.concurrency == c
+                    ]
+                    if same:
+                        r.added_p50 = round(r.p50 - same[0].p50, 3)
+                    results.append(r)
+                    typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
+            info["rss_after_mib"] = round(_tree_sum(pid, _rss_mib), 1)
+
         for mode, n in [(m, n) for m in wanted for n in counts]:
             label = mode if n == 1 else f"{mode} w{n}"
             gw = _start_gateway(mode, upstream, workers=n)
             try:
                 pid = gw.proc.pid
-                info: dict[str, Any] = {
-                    "workers": n,
-                    "startup_s": round(gw.startup_s, 3),
-                    "rss_idle_mib": round(_tree_sum(pid, _rss_mib), 1),
-                }
-                for s in kinds:
-                    for c in levels:
-                        r = _scenario(label, gw.url, gw.key, pid, s, c, duration, script)
-                        same = [
-                            d
-                            for d in results
-                            if d.target == "direct" and d.scenario == s and d.concurrency == c
-                        ]
-                        if same:
-                            r.added_p50 = round(r.p50 - same[0].p50, 3)
-                        results.append(r)
-                        typer.echo(_table(results[-1:]).splitlines()[-1], err=True)
-                info["rss_after_mib"] = round(_tree_sum(pid, _rss_mib), 1)
+                info: dict[str, Any] = {"workers": n, "startup_s": round(gw.startup_s, 3)}
+                measure(label, gw.url, gw.key, pid, info)
                 if soak:
                     info["soak"] = _soak(gw, soak, script)
                     typer.echo(f"{label} soak: {json.dumps(info['soak'])}", err=True)
@@ -727,6 +740,15 @@ def run(
                 if label in gateways:  # a throughput bought by dropping records would not be honest
                     gateways[label]["records_dropped"] = _records_dropped(gw.workdir / "podium.log")
                 shutil.rmtree(gw.workdir, ignore_errors=True)
+        if peer_exe is not None:
+            peer = start_litellm(peer_exe, upstream, str(_BODY["model"]), _free_port(), _wait_ready)
+            try:
+                info = {"workers": 1, "version": peer.version, "startup_s": round(peer.startup_s, 3)}
+                measure("litellm", peer.url, None, peer.proc.pid, info)
+                gateways["litellm"] = info
+            finally:
+                _stop(peer.proc)
+                shutil.rmtree(peer.workdir, ignore_errors=True)
         report: dict[str, Any] = {"upstream": upstream, "load": "wrk" if script else "built-in client",
                                   "duration_s": duration, "gateways": gateways,
                                   "results": [asdict(r) for r in results]}  # fmt: skip
@@ -739,9 +761,10 @@ def run(
     typer.echo(_table(results))
     typer.echo("")
     for mode, info in gateways.items():
-        typer.echo(f"{mode}: start-up {info['startup_s']} s, RSS idle {info['rss_idle_mib']} MiB, "
-                   f"after load {info['rss_after_mib']} MiB, "
-                   f"records dropped {info['records_dropped']}")  # fmt: skip
+        name = f"litellm {info['version'] or ''}".strip() if mode == "litellm" else mode
+        dropped = f", records dropped {info['records_dropped']}" if "records_dropped" in info else ""
+        typer.echo(f"{name}: start-up {info['startup_s']} s, RSS idle {info['rss_idle_mib']} MiB, "
+                   f"after load {info['rss_after_mib']} MiB{dropped}")  # fmt: skip
         if "soak" in info:
             sk = info["soak"]
             typer.echo(f"{mode} soak: {sk['seconds']} s at c={sk['concurrency']}, {sk['requests']} requests, "
