@@ -69,7 +69,8 @@ class Recorded:
     ) -> None:
         self.inner = inner
         self.writer = writer
-        self.store_bodies = store_bodies
+        # Bodies are kept only in the request's records: with none kept, none is converted for them.
+        self.store_bodies = store_bodies and record_requests
         self.store_history = store_history
         self.record_requests = record_requests
 
