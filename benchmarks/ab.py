@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podium.cli.bench import _BODY, _STREAM_BODY, _cpu_seconds, _wait_ready
+from podium.cli.bench import _BODY, _STREAM_BODY, _cpu_seconds, _governed, _wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PODIUM = ROOT / ".venv" / "bin" / "podium"
@@ -86,7 +86,7 @@ def start_side(side: Side, mode: str, upstream: str, work: Path) -> None:
         [sys.executable, "-c", script, mode, upstream, str(wd)], env=env, check=True, capture_output=True
     ).stdout
     (wd / "config.yaml").write_bytes(cfg)
-    if not mode.startswith("full"):
+    if not _governed(mode):
         subprocess.run(
             [PODIUM, "keys", "list", "--config", wd / "config.yaml"], env=env, check=True, capture_output=True
         )
