@@ -19,30 +19,21 @@ from typing import Any
 
 from podium.cli.bench import _BODY, _STREAM_BODY  # the shared harness's request, as podium bench sends it
 from podium.cli.serve import build_app
+from podium.testing import http_scope
 
 
 async def one(app: Any, key: bytes, body: bytes) -> None:
     """One POST /v1/chat/completions, read to its end; fails on any status but 200."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
+    scope = http_scope(
+        "POST",
+        "/v1/chat/completions",
+        [
             (b"host", b"bench"),
             (b"content-type", b"application/json"),
             (b"authorization", b"Bearer " + key),
             (b"content-length", str(len(body)).encode()),
         ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 2),
-        "state": {},
-    }
+    )
     finished = asyncio.Event()
     received = False
     status: list[int] = []

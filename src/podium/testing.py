@@ -5,6 +5,7 @@
   deterministic answers, streaming, embeddings and model lists (what ``podium demo`` runs against).
 - ``ReplayServer``: serves one recorded HTTP interaction for any request.
 - ``MockProvider``: an in-process provider with scripted answers and failures, no HTTP at all.
+- ``http_scope``: the ASGI scope of one request, to call an app directly without a server.
 """
 
 from __future__ import annotations
@@ -34,6 +35,34 @@ from podium.types import (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def http_scope(method: str, path: str, headers: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of one HTTP/1.1 request from loopback, as a server would pass it to the app.
+
+    Calling ``app(scope, receive, send)`` with it runs the request in the caller's task, without a
+    server or a client in between (what in-process drivers and task-local state tests need).
+
+    Args:
+        method: The HTTP method.
+        path: The path, without a query string.
+        headers: Raw ``(name, value)`` pairs, names in lower case.
+    """
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": list(headers),
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+        "state": {},
+    }
 
 
 @dataclass(slots=True)

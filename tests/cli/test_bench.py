@@ -97,6 +97,51 @@ def test_a_gateway_whose_port_was_taken_meanwhile_is_started_on_another(
         shutil.rmtree(gateway.workdir, ignore_errors=True)
 
 
+_PEER_STAND_IN = """\
+import argparse, http.server, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int)
+args, _ = parser.parse_known_args()
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health/liveliness" else 404)
+        self.end_headers()
+try:
+    server = http.server.HTTPServer(("127.0.0.1", args.port), Health)
+except OSError as exc:
+    print(f"ERROR: [Errno {exc.errno}] error while attempting to bind: {exc.strerror}", flush=True)
+    sys.exit(1)
+server.serve_forever()
+"""
+
+
+def test_a_peer_whose_port_was_taken_meanwhile_is_started_on_another(tmp_path: Path) -> None:
+    # What is tested is podium's handling of a port taken between choosing and binding: the peer is
+    # a stand-in that binds like LiteLLM's server and logs a collision the way uvicorn does. LiteLLM
+    # itself is not installed here; its real run is measured by hand (benchmarks/README.md).
+    from podium.cli import bench
+    from podium.cli._bench_peer import start_litellm
+
+    exe = tmp_path / "litellm"
+    exe.write_text(f"#!{sys.executable}\n{_PEER_STAND_IN}")
+    exe.chmod(0o755)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = iter([busy, bench._free_port()])
+        peer = start_litellm(str(exe), "http://127.0.0.1:9/v1", "m", lambda: next(ports), bench._wait_ready)
+        try:
+            assert not peer.url.endswith(f":{busy}")
+            assert bench._get(f"{peer.url}/health/liveliness", {})[0] == 200
+        finally:
+            bench._stop(peer.proc)
+            shutil.rmtree(peer.workdir, ignore_errors=True)
+        # Every port taken: the last attempt's failure is reported with the end of the peer's log.
+        with pytest.raises(RuntimeError, match=r"(?is)LiteLLM: .*address already in use"):
+            start_litellm(str(exe), "http://127.0.0.1:9/v1", "m", lambda: busy, bench._wait_ready)
+
+
 def test_a_gateway_that_fails_to_start_reports_the_end_of_its_log(tmp_path: Path) -> None:
     from podium.cli import bench
 

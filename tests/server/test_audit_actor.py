@@ -12,7 +12,7 @@ from podium.orchestrator import Orchestrator
 from podium.server import create_app
 from podium.storage import ApiKeys
 from podium.storage.audit import list_events
-from podium.testing import SimulatedOpenAI
+from podium.testing import SimulatedOpenAI, http_scope
 from tests.server.live import authenticator, serve, token
 from tests.server.test_governance_api import call
 from tests.test_persistence import overrides
@@ -75,21 +75,8 @@ async def test_a_request_served_in_the_callers_task_leaves_its_actor_as_it_was()
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/api/ai/providers",
-        "raw_path": b"/api/ai/providers",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"t"), (b"authorization", f"Bearer {token('admin', 'acme')}".encode())],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 2),
-        "state": {},
-    }
+    auth = f"Bearer {token('admin', 'acme')}".encode()
+    scope = http_scope("GET", "/api/ai/providers", [(b"host", b"t"), (b"authorization", auth)])
     async with app.router.lifespan_context(app):
         await app(scope, receive, send)
     assert sent[0]["status"] == 200

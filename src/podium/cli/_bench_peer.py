@@ -94,10 +94,15 @@ def start_litellm(
     executable: str,
     upstream: str,
     model: str,
-    port: int,
+    choose_port: Callable[[], int],
     wait_ready: Callable[[str, dict[str, str], subprocess.Popen[bytes], float], float],
+    *,
+    attempts: int = 3,
 ) -> Peer:
-    """Start the LiteLLM proxy on ``port`` and wait for its health check.
+    """Start the LiteLLM proxy on a port from ``choose_port`` and wait for its health check.
+
+    A port is free when chosen but another process may bind it before LiteLLM does; when its log
+    says so, a new port is tried, up to ``attempts`` starts in all.
 
     Raises:
         RuntimeError: it exited or did not answer within :data:`START_LIMIT` seconds (with the end
@@ -112,22 +117,28 @@ def start_litellm(
         "LITELLM_MODE": "PRODUCTION",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
-    cmd = [executable, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     log_path = workdir / "litellm.log"
-    t0 = time.perf_counter()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [*cmd, "--num_workers", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{url}/health/liveliness", {}, proc, START_LIMIT)
-    except BaseException as exc:
-        proc.kill()
-        proc.wait()
-        tail = log_path.read_bytes()[-2000:].decode("utf-8", "replace").strip()
-        shutil.rmtree(workdir, ignore_errors=True)
-        if isinstance(exc, RuntimeError):
-            raise RuntimeError(f"LiteLLM: {exc}; the end of its log:\n{tail}") from exc
-        raise
-    return Peer(proc, url, time.perf_counter() - t0, workdir, litellm_version(executable))
+    for attempt in range(attempts):
+        port = choose_port()
+        cmd = [executable, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+        t0 = time.perf_counter()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [*cmd, "--num_workers", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(f"{url}/health/liveliness", {}, proc, START_LIMIT)
+        except BaseException as exc:
+            proc.kill()
+            proc.wait()
+            tail = log_path.read_bytes()[-2000:].decode("utf-8", "replace").strip()
+            collided = "address already in use" in tail.lower()
+            if isinstance(exc, RuntimeError) and collided and attempt + 1 < attempts:
+                continue
+            shutil.rmtree(workdir, ignore_errors=True)
+            if isinstance(exc, RuntimeError):
+                raise RuntimeError(f"LiteLLM: {exc}; the end of its log:\n{tail}") from exc
+            raise
+        return Peer(proc, url, time.perf_counter() - t0, workdir, litellm_version(executable))
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -746,7 +746,7 @@ def run(
                     gateways[label]["records_dropped"] = _records_dropped(gw.workdir / "podium.log")
                 shutil.rmtree(gw.workdir, ignore_errors=True)
         if peer_exe is not None:
-            peer = start_litellm(peer_exe, upstream, str(_BODY["model"]), _free_port(), _wait_ready)
+            peer = start_litellm(peer_exe, upstream, str(_BODY["model"]), _free_port, _wait_ready)
             try:
                 info = {"workers": 1, "version": peer.version, "startup_s": round(peer.startup_s, 3)}
                 measure("litellm", peer.url, None, peer.proc.pid, info)
