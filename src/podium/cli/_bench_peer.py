@@ -132,8 +132,11 @@ def start_litellm(
         except BaseException as exc:
             proc.kill()
             proc.wait()
-            tail = log_path.read_bytes()[-2000:].decode("utf-8", "replace").strip()
-            collided = "address already in use" in tail.lower()
+            logged = log_path.read_bytes().decode("utf-8", "replace")
+            tail = logged[-2000:].strip()
+            # Not only the tail: after uvicorn's bind error LiteLLM logs ~6 KB of a cancelled
+            # task's traceback.
+            collided = "address already in use" in logged.lower()
             if isinstance(exc, RuntimeError) and collided and attempt + 1 < attempts:
                 continue
             shutil.rmtree(workdir, ignore_errors=True)
