@@ -56,6 +56,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "http.response.body", "body": part, "more_body": True})
             await asyncio.sleep(0.01)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+    elif path == "/burst":  # what one upstream read produces: several events and the end, no wait
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        for part in (b"first ", b"rest ", b"[DONE]"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
     elif path == "/empty":
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -106,8 +113,36 @@ async def test_a_stream_sends_its_head_with_the_first_chunk_then_each_chunk(base
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head
     assert body == b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n"
-    assert len(writes) == 4  # head + "one ", "two ", "three", the last chunk
+    # Each part leaves before the app waits for the next: head + "one ", "two ", "three", the end.
+    assert len(writes) == 4
     assert writes[0].endswith(b"\r\n\r\n4\r\none \r\n")
+
+
+async def test_a_streams_parts_produced_in_one_turn_of_the_loop_go_out_in_one_write(
+    base: tuple[str, int],
+) -> None:
+    writes.clear()
+    data = await exchange(base, b"GET /burst HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+    _, _, body = data.partition(b"\r\n\r\n")
+    assert body == b"6\r\nfirst \r\n5\r\nrest \r\n6\r\n[DONE]\r\n0\r\n\r\n"
+    # The head with the first part at once (the time to the first token); the rest with the end.
+    assert len(writes) == 2 and b"".join(writes) == data
+    assert writes[0].endswith(b"\r\n\r\n6\r\nfirst \r\n")
+
+
+async def test_held_parts_of_one_stream_leave_before_the_next_answer_on_the_connection(
+    base: tuple[str, int],
+) -> None:
+    writes.clear()
+    burst = b"GET /burst HTTP/1.1\r\nhost: t\r\n\r\n"
+    last = b"GET /json HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
+    data = await exchange(base, burst + burst + last)
+    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(answers) == 3
+    for answer in answers[:2]:
+        assert answer.endswith(b"6\r\nfirst \r\n5\r\nrest \r\n6\r\n[DONE]\r\n0\r\n\r\n")
+    assert answers[2].endswith(b'{"ok":true}')
+    assert len(writes) == 5 and b"".join(writes) == data
 
 
 async def test_an_answer_without_a_body_still_sends_its_head(base: tuple[str, int]) -> None:

@@ -10,13 +10,24 @@ a stream's head and first chunk). Measured side by side (``AB_PIN=1 benchmarks/a
 concurrency 1, 4,000 requests per side, eight runs in both orders): a median of 7 % less gateway CPU
 per request, single runs scattering by about ±8 % (``benchmarks/RESULTS.md``, eleventh round).
 
+A stream's later body messages are held too, until the event loop's current turn ends (or the
+response ends, whichever comes first), and what one turn produced goes out in one write. A stream
+whose upstream delivered several reads' worth at once (a fast model, or the benchmark's fake
+upstream, whose whole 22-event stream arrives in one read) sent its rest, its ``[DONE]`` event and
+the chunked body's terminator as three writes; now it is one. The first body message still leaves at
+once with the head (the time to the first token), and a stream that waits on its upstream between
+chunks sends each chunk before it waits, as before: holding costs a chunk at most the rest of the
+loop's turn.
+
 Everything else is uvicorn's own code: the held bytes are exactly what it wrote, in its order; the
 cycle only lends uvicorn a stand-in transport that collects them while it writes. A connection uvicorn
-closes (``Connection: close``) gets the held bytes first.
+closes (``Connection: close``) gets the held bytes first, and a response's held bytes are all written
+when it completes, before the connection's next response can start.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -51,12 +62,16 @@ class _OneWriteCycle(RequestResponseCycle):
     """uvicorn's request-response cycle with the response head held until the first body message."""
 
     _head: bytes | None = None
+    _held: list[bytes] | None = None  # later body bytes waiting for the end of the loop's turn
 
     async def send(self, message: Any) -> None:  # ASGISendEvent
-        """Send one ASGI message; the head waits for the first body message and goes out with it."""
+        """Send one ASGI message; the head waits for the first body message and goes out with it.
+
+        Later body messages are held until the loop's current turn ends or the response completes.
+        """
         head = self._head
         if head is None and self.response_started:
-            await super().send(message)  # later body messages: written as uvicorn writes them
+            await self._send_held(message)
             return
         self._head = None
         real = self.transport
@@ -70,6 +85,31 @@ class _OneWriteCycle(RequestResponseCycle):
             self._head = b"".join(collect.chunks)  # held for the body
             return
         collect.flush()
+
+    async def _send_held(self, message: Any) -> None:
+        """A later message of a started response: its bytes join those held in this turn of the loop."""
+        if self.flow.write_paused and not self.disconnected:
+            # Waited for here, not inside uvicorn's send: the stand-in transport must not stay in
+            # place while this task sleeps.
+            await self.flow.drain()
+        held = self._held
+        if held is None:
+            held = self._held = []
+            asyncio.get_running_loop().call_soon(self._write_held)
+        real = self.transport
+        self.transport = _Collect(real, held)  # type: ignore[assignment]  # as in send
+        try:
+            await super().send(message)
+        finally:
+            self.transport = real
+        if self.response_complete:
+            self._write_held()  # all of it, before the connection's next response
+
+    def _write_held(self) -> None:
+        """Write what this response's later messages held (nothing when it went already)."""
+        held, self._held = self._held, None
+        if held and not self.transport.is_closing():
+            self.transport.write(b"".join(held))
 
 
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
