@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from podium.server.protocol import OneWriteHttpToolsProtocol
+from podium.server.protocol import HOLD_LIMIT, OneWriteHttpToolsProtocol
 from tests.server.live import serve
 
 writes: list[bytes] = []
@@ -62,6 +62,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         )
         for part in (b"first ", b"rest ", b"[DONE]"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    elif path == "/big":  # 256 KiB produced without a single wait
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        for _ in range(64):
+            await send({"type": "http.response.body", "body": b"x" * 4096, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     elif path == "/empty":
         await send({"type": "http.response.start", "status": 204, "headers": []})
@@ -143,6 +150,15 @@ async def test_held_parts_of_one_stream_leave_before_the_next_answer_on_the_conn
         assert answer.endswith(b"6\r\nfirst \r\n5\r\nrest \r\n6\r\n[DONE]\r\n0\r\n\r\n")
     assert answers[2].endswith(b'{"ok":true}')
     assert len(writes) == 5 and b"".join(writes) == data
+
+
+async def test_a_body_produced_without_waiting_is_not_held_whole(base: tuple[str, int]) -> None:
+    writes.clear()
+    data = await exchange(base, b"GET /big HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+    assert data.endswith(b"0\r\n\r\n") and data.count(b"x" * 4096) == 64
+    assert b"".join(writes) == data
+    # Written as the held bytes pass the limit (so the transport's flow control sees them), not once.
+    assert 3 <= len(writes) <= 6 and max(map(len, writes)) <= HOLD_LIMIT + 4096 + 16
 
 
 async def test_an_answer_without_a_body_still_sends_its_head(base: tuple[str, int]) -> None:

@@ -17,7 +17,8 @@ upstream, whose whole 22-event stream arrives in one read) sent its rest, its ``
 the chunked body's terminator as three writes; now it is one. The first body message still leaves at
 once with the head (the time to the first token), and a stream that waits on its upstream between
 chunks sends each chunk before it waits, as before: holding costs a chunk at most the rest of the
-loop's turn.
+loop's turn. Past :data:`HOLD_LIMIT` bytes the held ones are written at once: a body produced without
+ever waiting would otherwise be held whole, out of reach of the transport's flow control.
 
 Everything else is uvicorn's own code: the held bytes are exactly what it wrote, in its order; the
 cycle only lends uvicorn a stand-in transport that collects them while it writes. A connection uvicorn
@@ -31,6 +32,10 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+#: Bytes of a response's later messages held at most before they are written (64 KiB: ten times a
+#: whole chat stream of the benchmark, and the transport's default high-water mark).
+HOLD_LIMIT = 64 * 1024
 
 
 class _Collect:
@@ -102,7 +107,7 @@ class _OneWriteCycle(RequestResponseCycle):
             await super().send(message)
         finally:
             self.transport = real
-        if self.response_complete:
+        if self.response_complete or sum(map(len, held)) > HOLD_LIMIT:
             self._write_held()  # all of it, before the connection's next response
 
     def _write_held(self) -> None:
