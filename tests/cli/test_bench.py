@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,17 +79,27 @@ async def test_bench_reads_the_drops_the_gateways_writer_logged(
     assert _records_dropped(tmp_path / "missing.log") == 0
 
 
-def test_a_gateway_whose_port_was_taken_meanwhile_is_started_on_another(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@contextlib.contextmanager
+def _a_port_taken_meanwhile() -> Iterator[tuple[int, Callable[[], int]]]:
+    """A port held here, and a chooser that offers it first (as if another process bound it after it
+    was found free), then a free one."""
     from podium.cli import bench
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        ports = iter([busy, bench._free_port()])  # the first as if another process bound it first
-        monkeypatch.setattr(bench, "_free_port", lambda: next(ports))
+        ports = iter([busy, bench._free_port()])
+        yield busy, lambda: next(ports)
+
+
+def test_a_gateway_whose_port_was_taken_meanwhile_is_started_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from podium.cli import bench
+
+    with _a_port_taken_meanwhile() as (busy, choose):
+        monkeypatch.setattr(bench, "_free_port", choose)
         gateway = bench._start_gateway("bare", "http://127.0.0.1:9/v1")
     try:
         assert not gateway.url.endswith(f":{busy}")
@@ -127,12 +139,8 @@ def test_a_peer_whose_port_was_taken_meanwhile_is_started_on_another(tmp_path: P
     exe = tmp_path / "litellm"
     exe.write_text(f"#!{sys.executable}\n{_PEER_STAND_IN}")
     exe.chmod(0o755)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = taken.getsockname()[1]
-        ports = iter([busy, bench._free_port()])
-        peer = start_litellm(str(exe), "http://127.0.0.1:9/v1", "m", lambda: next(ports), bench._wait_ready)
+    with _a_port_taken_meanwhile() as (busy, choose):
+        peer = start_litellm(str(exe), "http://127.0.0.1:9/v1", "m", choose, bench._wait_ready)
         try:
             assert not peer.url.endswith(f":{busy}")
             assert bench._get(f"{peer.url}/health/liveliness", {})[0] == 200

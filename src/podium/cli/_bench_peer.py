@@ -14,10 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from podium.cli._bench_start import StartFailed, start_on_free_port
 
 #: Seconds LiteLLM may take to answer its health check (it took about 9 s on the benchmark VM).
 START_LIMIT = 180.0
@@ -102,7 +103,7 @@ def start_litellm(
     """Start the LiteLLM proxy on a port from ``choose_port`` and wait for its health check.
 
     A port is free when chosen but another process may bind it before LiteLLM does; when its log
-    says so, a new port is tried, up to ``attempts`` starts in all.
+    says so, a new port is tried, up to ``attempts`` starts in all (see :mod:`podium.cli._bench_start`).
 
     Raises:
         RuntimeError: it exited or did not answer within :data:`START_LIMIT` seconds (with the end
@@ -118,30 +119,30 @@ def start_litellm(
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
     log_path = workdir / "litellm.log"
-    for attempt in range(attempts):
-        port = choose_port()
+
+    def launch(port: int) -> subprocess.Popen[bytes]:
         cmd = [executable, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-        t0 = time.perf_counter()
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 [*cmd, "--num_workers", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env
             )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(f"{url}/health/liveliness", {}, proc, START_LIMIT)
-        except BaseException as exc:
-            proc.kill()
-            proc.wait()
-            logged = log_path.read_bytes().decode("utf-8", "replace")
-            tail = logged[-2000:].strip()
-            # Not only the tail: after uvicorn's bind error LiteLLM logs ~6 KB of a cancelled
-            # task's traceback.
-            collided = "address already in use" in logged.lower()
-            if isinstance(exc, RuntimeError) and collided and attempt + 1 < attempts:
-                continue
-            shutil.rmtree(workdir, ignore_errors=True)
-            if isinstance(exc, RuntimeError):
-                raise RuntimeError(f"LiteLLM: {exc}; the end of its log:\n{tail}") from exc
-            raise
-        return Peer(proc, url, time.perf_counter() - t0, workdir, litellm_version(executable))
-    raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+        wait_ready(f"http://127.0.0.1:{port}/health/liveliness", {}, proc, START_LIMIT)
+
+    try:
+        proc, port, startup_s = start_on_free_port(
+            launch, ready, _kill, log_path, choose_port, attempts=attempts
+        )
+    except StartFailed as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise RuntimeError(f"LiteLLM: {exc.reason}; the end of its log:\n{exc.tail}") from exc
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return Peer(proc, f"http://127.0.0.1:{port}", startup_s, workdir, litellm_version(executable))
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 import typer
 
 from podium.cli._bench_peer import find_litellm, start_litellm
+from podium.cli._bench_start import start_on_free_port
 
 MODES = ("minimal", "bare", "full", "full-redis")
 SCENARIOS = ("ns", "st", "ttfb")
@@ -350,9 +351,6 @@ def _prepare_database(mode: str, cfg_path: Path) -> str | None:
     return out.stdout.strip().splitlines()[-1]
 
 
-_START_ATTEMPTS = 3
-
-
 def _start_gateway(
     mode: str,
     upstream: str,
@@ -369,11 +367,10 @@ def _start_gateway(
     cfg_path = workdir / "config.yaml"
     headers = {"authorization": f"Bearer {key}"} if key else {}
     log_path = workdir / "podium.log"
-    for attempt in range(_START_ATTEMPTS):
-        port = _free_port()
-        t0 = time.perf_counter()
+
+    def launch(port: int) -> subprocess.Popen[bytes]:
         with open(log_path, "wb") as log:  # the child writes to its own copy of the descriptor
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 [
                     *_podium(),
                     "serve",
@@ -390,21 +387,12 @@ def _start_gateway(
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
             )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(f"{url}/v1/models", headers, proc, 60)
-        except RuntimeError as exc:
-            _stop(proc)
-            tail = log_path.read_bytes()[-2000:].decode("utf-8", "replace").strip()
-            # The port was free when chosen; another process may have taken it before the bind.
-            if "address already in use" in tail and attempt + 1 < _START_ATTEMPTS:
-                continue
-            raise RuntimeError(f"{exc}; the end of its log ({log_path}):\n{tail}") from exc
-        except BaseException:
-            _stop(proc)
-            raise
-        return _Gateway(proc, url, key, time.perf_counter() - t0, workdir)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+        _wait_ready(f"http://127.0.0.1:{port}/v1/models", headers, proc, 60)
+
+    proc, port, startup_s = start_on_free_port(launch, ready, _stop, log_path, _free_port)
+    return _Gateway(proc, f"http://127.0.0.1:{port}", key, startup_s, workdir)
 
 
 # --- load -------------------------------------------------------------------------------------------------
