@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podium.cli.bench import _BODY, _STREAM_BODY, _cpu_seconds, _governed, _wait_ready
+from podium.cli.bench import _BODY, _STREAM_BODY, MODES, _cpu_seconds, _governed, _wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PODIUM = ROOT / ".venv" / "bin" / "podium"
@@ -195,12 +195,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("old", type=Path, help="the old tree's src directory")
     ap.add_argument("new", type=Path, nargs="?", default=ROOT / "src", help="the new tree's src directory")
-    ap.add_argument("--mode", choices=["full", "full-redis", "bare", "minimal"], default="full")
-    ap.add_argument(
-        "--new-mode",
-        choices=["full", "full-redis", "bare", "minimal"],
-        help="the new side's mode (default: --mode)",
-    )
+    ap.add_argument("--mode", choices=MODES, default="full")
+    ap.add_argument("--new-mode", choices=MODES, help="the new side's mode (default: --mode)")
     ap.add_argument("--scenario", choices=["ns", "st"], default="st")
     ap.add_argument("-n", type=int, default=3000, help="measured requests per side")
     ap.add_argument("-c", "--concurrency", type=int, default=1, help="clients, each alternating")
