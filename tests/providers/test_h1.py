@@ -17,7 +17,7 @@ import pytest
 import uvloop
 
 from podium.errors import ConfigError, MalformedResponse, ProviderTimeout, ProviderUnavailable
-from podium.providers._http import HttpClient, sse_batches
+from podium.providers._http import HttpClient, SSEDecoder, line_batches
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Origin"], Awaitable[None]]
 
@@ -246,8 +246,9 @@ async def test_a_stream_that_goes_quiet_times_out_between_reads() -> None:
         got: list[str] = []
 
         async def read_all() -> None:
-            async for events in sse_batches(resp, "up"):
-                got.extend(event.data for event in events)
+            sse = SSEDecoder()
+            async for lines in line_batches(resp, "up"):
+                got.extend(event.data for event in sse.events(lines))
 
         with pytest.raises(ProviderTimeout):
             await read_all()

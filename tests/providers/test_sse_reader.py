@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from podium.providers._http import HttpClient, ndjson_batches, sse_batches
+from podium.providers._http import HttpClient, SSEDecoder, line_batches, ndjson_batches
 
 
 @asynccontextmanager
@@ -46,21 +46,39 @@ def _client(url: str) -> HttpClient:
 async def test_events_split_across_reads_with_every_line_end_and_unicode_separators() -> None:
     pieces = [
         b'data: {"a": "line\xe2\x80\xa8sep\\u2028"}\r',  # raw U+2028 in a JSON string; CRLF cut in two
-        b"\n\r\nevent: ping\n: a comment\ndata: one\ndata: two\r\rdata: tail",
+        b"\n\r\nevent: ping\n: a comment\ndata: one\ndata: two\r\rdata:tail",
         b"\xc3",  # a UTF-8 character cut between reads
         b"\xa9\n\n",
         b"data: unterminated",
     ]
     async with _serving(pieces) as url:
         resp = await _client(url).open_stream("", body={})
-        batches = [[(e.event, e.data) for e in batch] async for batch in sse_batches(resp, "up")]
+        sse = SSEDecoder()
+        reads = [[(e.event, e.data) for e in sse.events(lines)] async for lines in line_batches(resp, "up")]
         resp.release()
-    # One batch per read that completed events (the first and third reads complete none).
-    assert batches == [
+    # The events each read completes (the first and third reads complete none); "data:" without a
+    # space is the same field.
+    assert [read for read in reads if read] == [
         [("message", '{"a": "line\u2028sep\\u2028"}'), ("ping", "one\ntwo")],
         [("message", "tail\u00e9")],
-        [("message", "unterminated")],
     ]
+    assert [(e.event, e.data) for e in sse.end()] == [("message", "unterminated")]
+    assert sse.end() == []
+
+
+def test_an_event_is_yielded_before_the_rest_of_its_read_is_decoded() -> None:
+    # A fast upstream sends a whole answer in one read: its first event must not wait for the rest.
+    read: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in ["data: first", "", "id: 7", "data: second", "", "data: third", ""]:
+            read.append(line)
+            yield line
+
+    events = SSEDecoder().events(lines())
+    assert next(events).data == "first"
+    assert read == ["data: first", ""]
+    assert [e.data for e in events] == ["second", "third"]
 
 
 async def test_ndjson_lines_skip_blanks_and_keep_the_last_unterminated_one() -> None:

@@ -10,7 +10,7 @@ import asyncio
 import email.utils
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -347,7 +347,7 @@ _JSON: Final = {"content-type": "application/json"}
 _LINE_END = re.compile("\r\n|\r|\n")
 
 
-async def _line_batches(resp: Response, provider: str) -> AsyncIterator[list[str]]:
+async def line_batches(resp: Response, provider: str) -> AsyncIterator[list[str]]:
     """Yield the complete lines of each network read (LF, CRLF and CR line ends), ends stripped.
 
     One item per read rather than per line: an SSE event is two lines, and every generator step costs
@@ -381,39 +381,55 @@ async def _line_batches(resp: Response, provider: str) -> AsyncIterator[list[str
         yield [buf]
 
 
-async def sse_batches(resp: Response, provider: str) -> AsyncIterator[list[SSEEvent]]:
-    """Decode a ``text/event-stream`` body into the events each network read completes.
+class SSEDecoder:
+    """Decodes the lines of a ``text/event-stream`` body into events, across network reads.
 
-    Comments and ``id``/``retry`` fields are ignored; a read that completes no event yields nothing.
+    :meth:`events` is a generator that yields each event as soon as its blank line is reached, so a
+    reader can act on the first event of a read (the time to the first token) before the rest of
+    that read is decoded: a fast upstream, or the benchmark's, sends a whole answer in one read.
+    Comments and ``id``/``retry`` fields are ignored.
     """
-    event = ""
-    data: list[str] = []
-    async for lines in _line_batches(resp, provider):
-        events: list[SSEEvent] = []
+
+    __slots__ = ("_data", "_event")
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+
+    def events(self, lines: Iterable[str]) -> Iterator[SSEEvent]:
+        """The events ``lines`` complete (lines of one read, ends stripped), one at a time."""
+        data = self._data
         for line in lines:
-            if not line:
+            # "data: ..." is nearly every non-blank line of a stream: tested first, without partition.
+            if line.startswith("data: "):
+                data.append(line[6:])
+            elif not line:
+                event, self._event = self._event, ""
                 if data:
-                    events.append(SSEEvent(event or "message", "\n".join(data)))
-                event, data = "", []
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            if value.startswith(" "):
-                value = value[1:]
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event = value
-        if events:
-            yield events
-    if data:
-        yield [SSEEvent(event or "message", "\n".join(data))]
+                    done, data = data, []
+                    self._data = data
+                    yield SSEEvent(event or "message", "\n".join(done))
+            elif line[0] != ":":  # a line starting with a colon is a comment
+                name, _, value = line.partition(":")
+                if value.startswith(" "):
+                    value = value[1:]
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    self._event = value
+
+    def end(self) -> list[SSEEvent]:
+        """The event a body ended in without its blank line (none, or one)."""
+        if not self._data:
+            return []
+        found = SSEEvent(self._event or "message", "\n".join(self._data))
+        self._event, self._data = "", []
+        return [found]
 
 
 async def ndjson_batches(resp: Response, provider: str) -> AsyncIterator[list[str]]:
     """The non-empty lines of an NDJSON body, as the lists each network read completes."""
-    async for lines in _line_batches(resp, provider):
+    async for lines in line_batches(resp, provider):
         kept = [line for line in lines if line.strip()]
         if kept:
             yield kept

@@ -20,7 +20,14 @@ from pydantic.alias_generators import to_camel
 from podium import _ids
 from podium.backend import CallContext
 from podium.errors import MalformedResponse, PodiumError, ProviderError, RequestError
-from podium.providers._http import HttpClient, RawResponse, error_for_status, ndjson_batches, sse_batches
+from podium.providers._http import (
+    HttpClient,
+    RawResponse,
+    SSEDecoder,
+    error_for_status,
+    line_batches,
+    ndjson_batches,
+)
 from podium.types import (
     ChatChunk,
     ChatRequest,
@@ -415,13 +422,14 @@ class HttpProvider(Provider):
                 for chunk in parser.feed_body(await self._read(resp), self.wire):
                     batch.append(self._stamp(chunk, parser, model))
             elif self.wire.framing == "sse" and "ndjson" not in ctype:
-                async for events in sse_batches(resp, self.name):
-                    for ev in events:
+                sse = SSEDecoder()
+                async for lines in line_batches(resp, self.name):
+                    for ev in sse.events(lines):
                         for chunk in parser.feed(ev.event, ev.data):
                             batch.append(self._stamp(chunk, parser, model))
                         if batch and not started:
-                            # The first chunk leaves alone, before the rest of its read is parsed:
-                            # the time to the first token is what a reader waits on.
+                            # The first chunk leaves alone, before the rest of its read is decoded
+                            # and parsed: the time to the first token is what a reader waits on.
                             started = True
                             yield batch
                             batch = []
@@ -431,6 +439,9 @@ class HttpProvider(Provider):
                     if batch and not parser.done:
                         yield batch
                         batch = []
+                for ev in sse.end():
+                    for chunk in parser.feed(ev.event, ev.data):
+                        batch.append(self._stamp(chunk, parser, model))
             else:
                 # Ollama's NDJSON ends at its "done" line; a body that is not its own framing ends
                 # at the end of the body.

@@ -119,8 +119,7 @@ async def sse_events(
         events = [opening] if opening else []
         for chunk in first:
             events += encoder.encode(chunk)
-        if events:
-            yield b"".join(events)
+        yield b"".join(events)  # even when empty: SSEResponse listens for a disconnect after it
         async for batch in stream:
             events = []
             for chunk in batch:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import operator
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -103,9 +103,11 @@ class JSONBytes(Response):
 class SSEResponse(Response):
     """A server-sent-event stream that stops producing when the client goes away.
 
-    The body iterator is consumed in its own task while another waits for ``http.disconnect``; a
-    disconnect cancels the producer, whose ``finally`` blocks close the upstream stream at once rather
-    than at the next chunk.
+    The body iterator is consumed in the request's task while another waits for ``http.disconnect``;
+    a disconnect cancels the producer, whose ``finally`` blocks close the upstream stream at once
+    rather than at the next chunk. The iterator must yield its first piece (empty if need be) without
+    waiting on the upstream: the routes wait for a stream's first batch before they answer, and the
+    disconnect listener starts once that first piece is sent.
     """
 
     media_type = "text/event-stream"
@@ -122,12 +124,15 @@ class SSEResponse(Response):
         """Stream the events until they end or the client disconnects.
 
         The events are written from the request's own task (no second task to start, and the first
-        event leaves without a hop through the loop); a listener task watches for the disconnect and
-        cancels the writing when the client goes away.
+        event leaves without a hop through the loop). Once the first event is out, a listener task
+        watches for the disconnect and cancels the writing when the client goes away: started any
+        earlier, it would delay the first token by a task's creation, while nothing before that
+        first event waits on the upstream (the route waited for its first chunk already).
         """
         writer = asyncio.current_task()
         assert writer is not None
         state = {"finished": False, "gone": False}
+        listener: asyncio.Future[None] | None = None
 
         def client_left(listener: asyncio.Future[None]) -> None:
             # Runs a loop iteration after the listener ended: the writing may have ended meanwhile.
@@ -135,10 +140,13 @@ class SSEResponse(Response):
                 state["gone"] = True
                 writer.cancel()
 
-        listener = asyncio.ensure_future(self._wait_disconnect(receive))
-        listener.add_done_callback(client_left)
+        def listen() -> None:
+            nonlocal listener
+            listener = asyncio.ensure_future(self._wait_disconnect(receive))
+            listener.add_done_callback(client_left)
+
         try:
-            await self._produce(send)
+            await self._produce(send, listen)
         except asyncio.CancelledError:
             if not state["gone"]:
                 raise
@@ -147,17 +155,22 @@ class SSEResponse(Response):
             pass  # a client that went away mid-write is not an error of ours
         finally:
             state["finished"] = True
-            listener.remove_done_callback(client_left)
-            if not listener.done():
-                listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await listener
+            if listener is not None:
+                listener.remove_done_callback(client_left)
+                if not listener.done():
+                    listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await listener
 
-    async def _produce(self, send: Send) -> None:
+    async def _produce(self, send: Send, sent_first: Callable[[], None]) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        first: Callable[[], None] | None = sent_first
         try:
             async for event in self.events:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
+                if first is not None:
+                    first()
+                    first = None
         finally:
             aclose = getattr(self.events, "aclose", None)
             if aclose is not None:

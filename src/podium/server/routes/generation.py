@@ -135,8 +135,7 @@ async def _events(first: list[ChatChunk], stream: AsyncIterator[list[ChatChunk]]
         return b"".join([b"data: " + encoder.encode(chunk) + b"\n\n" for chunk in batch])
 
     try:
-        if first:
-            yield data(first)
+        yield data(first)  # even when empty: SSEResponse listens for a disconnect after the first piece
         async for batch in stream:
             yield data(batch)
         yield b"data: [DONE]\n\n"
