@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import AsyncIterator
 
 import aiohttp
 import openai
@@ -189,6 +190,32 @@ async def test_oversized_body_is_413(gateway: Gateway) -> None:
             )
     assert info.value.status_code == 413
     assert "limit" in info.value.message
+
+
+async def test_a_chunked_body_is_read_whole_and_refused_past_the_limit(gateway: Gateway) -> None:
+    # No content-length: the size is only known while reading (the limit is 64 KiB here).
+    def pieces(text: str) -> list[bytes]:
+        body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' % text.encode()
+        return [body[i : i + 1000] for i in range(0, len(body), 1000)]
+
+    async def chunked(parts: list[bytes]) -> tuple[int, dict[str, object], str | None]:
+        async def data() -> AsyncIterator[bytes]:
+            for part in parts:
+                yield part
+
+        headers = {"authorization": f"Bearer {gateway.key()}", "content-type": "application/json"}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(f"{gateway.url}/v1/chat/completions", data=data(), headers=headers) as r,
+        ):
+            return r.status, await r.json(), r.request_info.headers.get("transfer-encoding")
+
+    status, body, framing = await chunked(pieces("y" * 5000))
+    assert (status, framing) == (200, "chunked")
+    assert body["choices"][0]["message"]["content"] == "[oai] you said: " + "y" * 5000  # type: ignore[index]
+    status, body, framing = await chunked(pieces("y" * 100_000))
+    assert (status, framing) == (413, "chunked")
+    assert "limit" in body["error"]["message"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

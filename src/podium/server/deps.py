@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from podium._actor import current_actor
 from podium.auth.principal import Authenticator, Permission, Principal
@@ -124,14 +124,27 @@ async def read_body(request: Request) -> bytes:
     declared = headers(request).get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+    # Straight from the ASGI receive channel rather than through ``Request.stream()``: that is an
+    # async generator, and every one the loop starts is registered in asyncio's weak set of them and
+    # finalized after; on the hot routes that was about 2 % of a request's bytecodes. Nothing reads
+    # the body a second time.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
