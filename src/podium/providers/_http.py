@@ -419,12 +419,8 @@ class SSEDecoder:
                     self._event = value
 
     def end(self) -> list[SSEEvent]:
-        """The event a body ended in without its blank line (none, or one)."""
-        if not self._data:
-            return []
-        found = SSEEvent(self._event or "message", "\n".join(self._data))
-        self._event, self._data = "", []
-        return [found]
+        """The event a body ended in without its blank line (none, or one): the end of the body ends it."""
+        return list(self.events(("",)))
 
 
 async def ndjson_batches(resp: Response, provider: str) -> AsyncIterator[list[str]]:

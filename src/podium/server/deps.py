@@ -142,7 +142,7 @@ async def read_body(request: Request) -> bytes:
                     raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
                 chunks.append(chunk)
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return b"".join(chunks)  # one chunk: join returns it, no copy
         elif kind == "http.disconnect":
             raise ClientDisconnect()
 
